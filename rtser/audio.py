@@ -1,0 +1,95 @@
+"""Audio in: reading files block by block, sample-format conversion and streaming resampling."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+
+from .errors import RtserError
+
+_INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0, np.dtype(np.int8): 128.0}
+
+
+def to_float_mono(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """Any numeric samples (``[n]`` or ``[n, channels]``; int8/16/32, uint8 or float) to float32
+    mono in [-1, 1]. Returns the samples and how many were not finite (they become 0)."""
+    samples = np.asarray(samples)
+    if samples.ndim not in (1, 2):
+        raise RtserError(f"audio must be [samples] or [samples, channels], got shape {samples.shape}")
+    if samples.dtype == np.uint8:
+        samples = (samples.astype(np.float32) - 128.0) / 128.0
+    elif samples.dtype in _INT_SCALE:
+        samples = samples.astype(np.float32) / _INT_SCALE[samples.dtype]
+    elif np.issubdtype(samples.dtype, np.floating):
+        samples = samples.astype(np.float32, copy=False)
+    else:
+        raise RtserError(f"unsupported sample type {samples.dtype}")
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+    finite = np.isfinite(samples)
+    bad = int(len(samples) - np.count_nonzero(finite))
+    if bad:
+        samples = np.where(finite, samples, 0.0).astype(np.float32)
+    return np.clip(samples, -1.0, 1.0), bad
+
+
+class StreamResampler:
+    """Converts a stream from one rate to another chunk by chunk (soxr), or passes it through."""
+
+    def __init__(self, in_rate: int, out_rate: int):
+        if in_rate <= 0:
+            raise RtserError(f"invalid sample rate {in_rate}")
+        self.in_rate, self.out_rate = int(in_rate), int(out_rate)
+        self._stream = None
+        if self.in_rate != self.out_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality="HQ")
+
+    def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        """Resample the next chunk; ``last=True`` drains what the filter still holds."""
+        if self._stream is None:
+            return samples
+        return self._stream.resample_chunk(samples, last=last)
+
+
+def read_blocks(path: str, block_seconds: float = 0.5) -> tuple[int, Iterator[np.ndarray]]:
+    """Open an audio file (WAV, FLAC, OGG, ... as libsndfile reads them) and return its rate and an
+    iterator of ``[n, channels]`` float32 blocks. Raises RtserError with one clear line when the file
+    is missing, empty or cannot be decoded."""
+    import soundfile
+
+    if not os.path.exists(path):
+        raise RtserError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise RtserError(f"is a directory, not an audio file: {path}")
+    try:
+        handle = soundfile.SoundFile(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
+        raise RtserError(f"cannot decode audio file {path}: {_first_line(err)}") from None
+    if handle.samplerate <= 0 or handle.channels <= 0:
+        handle.close()
+        raise RtserError(f"invalid audio header in {path}")
+    block = max(1, int(block_seconds * handle.samplerate))
+
+    def blocks() -> Iterator[np.ndarray]:
+        with handle:
+            try:
+                # Read until the decoder stops, not until the header's frame count: a truncated or
+                # still-growing file yields what it holds.
+                while True:
+                    data = handle.read(block, dtype="float32", always_2d=True)
+                    if len(data) == 0:
+                        return
+                    yield data
+            except (soundfile.LibsndfileError, RuntimeError) as err:
+                raise RtserError(f"cannot decode audio file {path}: {_first_line(err)}") from None
+
+    return handle.samplerate, blocks()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,140 @@
+"""The model manifest (``model.json``): what a network needs to be run correctly, checked on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+from .errors import RtserError
+from .features import FeatureConfig, count_frames
+
+MANIFEST_NAME = "model.json"
+FORMAT = "rtser-model/1"
+NETWORK_KINDS = ("tflite", "onnx")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window length and hop, in seconds, and what they are in feature frames."""
+
+    seconds: float
+    hop_seconds: float
+
+    def frames(self, features: FeatureConfig) -> int:
+        """Feature frames in one window."""
+        return count_frames(round(self.seconds * features.sample_rate), features)
+
+    def hop_frames(self, features: FeatureConfig) -> int:
+        """Feature frames between two window ends."""
+        return max(1, round(self.hop_seconds * features.sample_rate / features.hop_length))
+
+
+@dataclass(frozen=True)
+class SpeechGateSpec:
+    """Which frames count as speech and how much speech a window needs (levels in feature dB)."""
+
+    floor_db: float = -65.0
+    frame_range_db: float = 30.0
+    min_dynamic_db: float = 15.0
+    min_speech_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A loaded, validated manifest; ``folder`` is where its network files lie."""
+
+    folder: str
+    name: str
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    window: WindowSpec
+    gate: SpeechGateSpec
+    normalization_scale: tuple[float, ...]
+    networks: dict  # kind -> {"path", "sha256", "input": {...}}
+    raw: dict = field(repr=False)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The network's input: one window as ``[1, 1, frames, n_features]``."""
+        return (1, 1, self.window.frames(self.features), self.features.n_features)
+
+    def network_path(self, kind: str) -> str:
+        """Absolute path of the network file of this kind."""
+        return os.path.join(self.folder, self.networks[kind]["path"])
+
+
+def find_manifest(path: str) -> str:
+    """Accept a model folder, its ``model.json``, or a network file with ``model.json`` beside it."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, MANIFEST_NAME)
+    elif path.endswith(".json"):
+        candidate = path
+    else:
+        candidate = os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)
+    if not os.path.exists(path):
+        raise RtserError(f"no such model: {path}")
+    if not os.path.isfile(candidate):
+        raise RtserError(f"model {path} has no manifest ({MANIFEST_NAME} missing)")
+    return candidate
+
+
+def sha256_of(path: str) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(path: str) -> Manifest:
+    """Read and check a manifest; raise RtserError naming the first problem found."""
+    manifest_path = find_manifest(path)
+    try:
+        with open(manifest_path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RtserError(f"unreadable manifest {manifest_path}: {err}") from None
+    problem = f"invalid manifest {manifest_path}"
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise RtserError(f"{problem}: 'format' must be {FORMAT!r}")
+    try:
+        features = FeatureConfig.from_dict(raw["features"])
+        window = WindowSpec(float(raw["window"]["seconds"]), float(raw["window"]["hop_seconds"]))
+        gate = SpeechGateSpec(**raw.get("speech_gate", {}))
+        labels = tuple(str(label) for label in raw["labels"])
+        scale = tuple(float(v) for v in raw["normalization"]["scale"])
+        networks = dict(raw["networks"])
+    except KeyError as err:
+        raise RtserError(f"{problem}: missing key {err}") from None
+    except (TypeError, ValueError) as err:
+        raise RtserError(f"{problem}: {err}") from None
+    if raw["normalization"].get("method") != "window_cmn":
+        raise RtserError(f"{problem}: normalization method must be 'window_cmn'")
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise RtserError(f"{problem}: labels must be at least two distinct names")
+    if len(scale) != features.n_features:
+        raise RtserError(f"{problem}: normalization has {len(scale)} values for {features.n_features} features")
+    if window.frames(features) < 1 or window.hop_seconds <= 0:
+        raise RtserError(f"{problem}: window shorter than one frame or hop not positive")
+    unknown = sorted(set(networks) - set(NETWORK_KINDS))
+    if unknown or not networks:
+        raise RtserError(f"{problem}: networks must name one or more of {', '.join(NETWORK_KINDS)}")
+    folder = os.path.dirname(os.path.abspath(manifest_path))
+    for kind, entry in networks.items():
+        if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
+            raise RtserError(f"{problem}: network {kind!r} needs 'path' and 'sha256'")
+    return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, scale, networks, raw)
+
+
+def verify_network(manifest: Manifest, kind: str) -> str:
+    """Path of the network file of ``kind`` after checking it exists and its sha256 matches."""
+    path = manifest.network_path(kind)
+    if not os.path.isfile(path):
+        raise RtserError(f"model file missing: {path}")
+    expected = manifest.networks[kind]["sha256"]
+    if sha256_of(path) != expected:
+        raise RtserError(f"model file {path} does not match the sha256 in its manifest")
+    return path

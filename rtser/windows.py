@@ -1,0 +1,82 @@
+"""From feature frames to the network's input: speech gate, window normalisation, padding by repetition.
+
+Training and the runtime both call :func:`prepare_window`, so the network always sees windows made
+the same way: only the frames that carry speech, with the window's mean removed (this takes away
+the level and the channel's colouring) and a fixed per-feature scale, repeated to fill the window
+when there is less speech than the window holds (so short utterances are not drowned in padding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .features import FeatureConfig
+from .manifest import SpeechGateSpec
+
+
+def frame_levels(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Mean log-mel level of each frame in dB (from c0 for orthonormal MFCCs)."""
+    if config.n_mfcc:
+        return features[:, 0] / np.sqrt(config.n_mels)
+    return features.mean(axis=1)
+
+
+def speech_frames(features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec) -> np.ndarray | None:
+    """Boolean mask of the frames that carry speech, or None when the window holds too little speech.
+
+    A window has speech when its loudest frame is above the floor and its frames span at least
+    ``min_dynamic_db`` (steady noise does not); the speech frames are those within
+    ``frame_range_db`` of the loudest one."""
+    if len(features) == 0:
+        return None
+    levels = frame_levels(features, config)
+    peak = float(levels.max())
+    if peak < gate.floor_db or peak - float(np.percentile(levels, 10)) < gate.min_dynamic_db:
+        return None
+    mask = levels >= max(gate.floor_db, peak - gate.frame_range_db)
+    min_frames = gate.min_speech_seconds * config.sample_rate / config.hop_length
+    return mask if mask.sum() >= min_frames else None
+
+
+def normalize_window(speech: np.ndarray, scale: np.ndarray, n_frames: int) -> np.ndarray:
+    """Remove the mean of the speech frames, divide by ``scale`` and repeat them to ``n_frames``."""
+    centred = (speech - speech.mean(axis=0)) / scale
+    return centred[np.arange(n_frames) % len(centred)].astype(np.float32)
+
+
+def prepare_window(
+    features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec, scale: np.ndarray, n_frames: int
+) -> np.ndarray | None:
+    """The network input for a window of features, or None when it holds no speech."""
+    mask = speech_frames(features, config, gate)
+    if mask is None:
+        return None
+    return normalize_window(features[mask], scale, n_frames)
+
+
+class FrameHistory:
+    """The most recent ``capacity`` feature frames, in a preallocated array."""
+
+    def __init__(self, capacity: int, n_features: int):
+        self._data = np.zeros((2 * capacity, n_features), dtype=np.float32)
+        self.capacity = capacity
+        self._end = 0
+
+    def extend(self, frames: np.ndarray) -> None:
+        """Append frames (at most ``capacity`` at a time)."""
+        n = len(frames)
+        if self._end + n > len(self._data):
+            keep = min(self._end, self.capacity)
+            self._data[:keep] = self._data[self._end - keep : self._end]
+            self._end = keep
+        self._data[self._end : self._end + n] = frames
+        self._end += n
+
+    def latest(self, n: int) -> np.ndarray:
+        """The last ``min(n, stored)`` frames, oldest first (a view)."""
+        n = min(n, self.capacity, self._end)
+        return self._data[self._end - n : self._end]
+
+    def clear(self) -> None:
+        """Forget all frames."""
+        self._end = 0

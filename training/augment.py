@@ -1,0 +1,106 @@
+"""Data augmentation, each kind switchable in the training config.
+
+Waveform: gain, speed perturbation, reverberation with real room impulse responses, additive real
+noise at a random SNR. Features: random crops of the utterance and SpecAugment masks.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+
+from .audio_cache import read_mono
+
+
+@dataclass
+class AugmentConfig:
+    """Probabilities and ranges of each augmentation (probability 0 switches it off)."""
+
+    gain_prob: float = 0.5
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    speed_prob: float = 0.3
+    speed: tuple[float, float] = (0.9, 1.1)
+    reverb_prob: float = 0.3
+    noise_prob: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    crop_seconds: tuple[float, float] = (1.0, 3.0)
+    time_masks: int = 2
+    time_mask_frames: int = 20
+    freq_masks: int = 2
+    freq_mask_bins: int = 4
+    noise_folders: list[str] = field(default_factory=lambda: ["background", "nonspeech"])
+
+
+class Augmenter:
+    """Applies an :class:`AugmentConfig` with its own random generator."""
+
+    def __init__(self, config: AugmentConfig, noise_root: str, rate: int, seed: int = 0):
+        self.config = config
+        self.rate = rate
+        self.rng = np.random.default_rng(seed)
+        self.noises = [
+            read_mono(p, rate) for sub in config.noise_folders for p in sorted(glob.glob(os.path.join(noise_root, sub, "*.flac")))
+        ]
+        rirs = [read_mono(p, rate) for p in sorted(glob.glob(os.path.join(noise_root, "rir", "*.flac")))]
+        self.rirs = [r / (np.sqrt(np.sum(r**2)) + 1e-9) for r in rirs]
+        if config.noise_prob > 0 and not self.noises:
+            raise FileNotFoundError(f"noise augmentation is on but no noise files were found under {noise_root}")
+        if config.reverb_prob > 0 and not self.rirs:
+            raise FileNotFoundError(f"reverb augmentation is on but no impulse responses were found under {noise_root}/rir")
+
+    def _happens(self, probability: float) -> bool:
+        return probability > 0 and self.rng.random() < probability
+
+    def wave(self, samples: np.ndarray) -> np.ndarray:
+        """Augment one utterance's waveform."""
+        c = self.config
+        out = samples
+        if self._happens(c.speed_prob):
+            factor = self.rng.uniform(*c.speed)
+            out = soxr.resample(out, self.rate * factor, self.rate, quality="HQ").astype(np.float32)
+        if self._happens(c.reverb_prob):
+            rir = self.rirs[self.rng.integers(len(self.rirs))]
+            n = len(out) + len(rir) - 1
+            size = 1 << (n - 1).bit_length()
+            wet = np.fft.irfft(np.fft.rfft(out, size) * np.fft.rfft(rir, size), size)[: len(out)]
+            out = (wet * np.sqrt(np.mean(out**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
+        if self._happens(c.noise_prob):
+            out = self._add_noise(out, self.rng.uniform(*c.snr_db))
+        if self._happens(c.gain_prob):
+            out = out * np.float32(10 ** (self.rng.uniform(*c.gain_db) / 20))
+        return np.clip(out, -1, 1).astype(np.float32)
+
+    def _add_noise(self, samples: np.ndarray, snr_db: float) -> np.ndarray:
+        noise = self.noises[self.rng.integers(len(self.noises))]
+        if len(noise) < len(samples):
+            noise = np.tile(noise, len(samples) // len(noise) + 1)
+        start = self.rng.integers(len(noise) - len(samples) + 1)
+        noise = noise[start : start + len(samples)]
+        speech_power = np.mean(samples**2) + 1e-12
+        noise_power = np.mean(noise**2) + 1e-12
+        return samples + noise * np.float32(np.sqrt(speech_power / noise_power / 10 ** (snr_db / 10)))
+
+    def crop(self, n_frames: int, frames_per_second: float) -> slice:
+        """A random crop of ``crop_seconds`` (as frames) within ``n_frames``."""
+        low, high = (int(s * frames_per_second) for s in self.config.crop_seconds)
+        length = min(n_frames, int(self.rng.integers(low, high + 1)))
+        start = int(self.rng.integers(0, n_frames - length + 1))
+        return slice(start, start + length)
+
+    def spec(self, window: np.ndarray) -> np.ndarray:
+        """SpecAugment: zero random time and feature bands of a normalised window."""
+        c = self.config
+        out = window.copy()
+        for _ in range(c.time_masks):
+            width = int(self.rng.integers(0, c.time_mask_frames + 1))
+            start = int(self.rng.integers(0, max(1, len(out) - width)))
+            out[start : start + width] = 0
+        for _ in range(c.freq_masks):
+            width = int(self.rng.integers(0, c.freq_mask_bins + 1))
+            start = int(self.rng.integers(1, max(2, out.shape[1] - width)))  # keep c0
+            out[:, start : start + width] = 0
+        return out

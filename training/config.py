@@ -1,0 +1,90 @@
+"""The training configuration, read from YAML with every key checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import yaml
+
+from rtser.features import FeatureConfig
+from rtser.manifest import SpeechGateSpec, WindowSpec
+
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation and model selection."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 8
+    loss: str = "cross_entropy"  # or "focal"
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.1
+    class_weights: bool = True
+    seed: int = 0
+    threads: int = 2
+
+
+@dataclass
+class SmokeSettings:
+    """The reduced run for CI: a few files per speaker and label, one fold, few epochs."""
+
+    files_per_speaker_label: int = 2
+    folds: int = 1
+    epochs: int = 1
+
+
+@dataclass
+class RunConfig:
+    """One training recipe."""
+
+    name: str
+    corpora: list[str]
+    labels: list[str]
+    folds: dict[str, int]
+    validation_speakers_per_corpus: int = 2
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    window: WindowSpec = field(default_factory=lambda: WindowSpec(3.0, 0.5))
+    speech_gate: SpeechGateSpec = field(default_factory=SpeechGateSpec)
+    model: dict = field(default_factory=lambda: {"architecture": "lightsernet"})
+    train: TrainSettings = field(default_factory=TrainSettings)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    smoke: SmokeSettings = field(default_factory=SmokeSettings)
+
+
+_SECTIONS = {
+    "features": FeatureConfig, "window": WindowSpec, "speech_gate": SpeechGateSpec,
+    "train": TrainSettings, "augment": AugmentConfig, "smoke": SmokeSettings,
+}  # fmt: skip
+
+
+def _build(cls, values, where: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}")
+    converted = {k: tuple(v) if isinstance(v, list) and "tuple" in str(known[k].type) else v for k, v in values.items()}
+    try:
+        return cls(**converted)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def load_config(path: str) -> RunConfig:
+    """Read a YAML training config; unknown keys and bad values raise ValueError naming the key."""
+    with open(path, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    values = {key: _build(_SECTIONS[key], value, key) if key in _SECTIONS else value for key, value in raw.items()}
+    return _build(RunConfig, values, path)
+
+
+def config_dict(config: RunConfig) -> dict:
+    """The config as plain data, for run folders and manifests."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,68 @@
+"""Metrics (UA, WA, macro F1, confusion matrix) and utterance decisions from window probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_DECISION = -1
+
+
+def utterance_predictions(window_probs: list[np.ndarray]) -> np.ndarray:
+    """Mean of each utterance's window probabilities, argmax; NO_DECISION where it had no window."""
+    return np.array([int(np.argmax(p.mean(axis=0))) if len(p) else NO_DECISION for p in window_probs])
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts ``[true, predicted]``; utterances without a decision are left out here (but count as
+    errors in every score)."""
+    matrix = np.zeros((n_classes, n_classes), dtype=int)
+    for t, p in zip(truth, predicted):
+        if p != NO_DECISION:
+            matrix[t, p] += 1
+    return matrix
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
+    """UA (mean per-class recall, the headline), WA (accuracy), macro F1, confusion matrix."""
+    n = len(labels)
+    matrix = confusion(truth, predicted, n)
+    support = np.bincount(truth, minlength=n)
+    hits = np.diag(matrix)
+    recall = np.divide(hits, support, out=np.zeros(n), where=support > 0)
+    predicted_counts = matrix.sum(axis=0)
+    precision = np.divide(hits, predicted_counts, out=np.zeros(n), where=predicted_counts > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    present = support > 0
+    return {
+        "ua": float(recall[present].mean()),
+        "wa": float(hits.sum() / max(1, len(truth))),
+        "macro_f1": float(f1[present].mean()),
+        "n": int(len(truth)),
+        "no_decision": int(np.sum(predicted == NO_DECISION)),
+        "recall": {label: round(float(r), 4) for label, r in zip(labels, recall)},
+        "confusion": matrix.tolist(),
+    }
+
+
+def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: str) -> None:
+    """Save a row-normalised confusion matrix as a PNG."""
+    import matplotlib
+
+    matrix = np.asarray(matrix, dtype=float)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = matrix / np.maximum(1, matrix.sum(axis=1, keepdims=True))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.7 * len(labels)))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,122 @@
+"""Export a trained network to int8 ONNX (QDQ, per-channel) and int8 TFLite (PT2E), with its manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+
+from rtser.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_of
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the converters' progress chatter and warnings."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
+def export_onnx_int8(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
+    """int8 ONNX with onnxruntime static QDQ quantization, per-channel weights, calibrated on real
+    windows ``[n, frames, features]``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter(calibration[:, None, None].astype(np.float32))
+
+        def get_next(self):
+            item = next(self._items, None)
+            return None if item is None else {"window": item}
+
+    example = torch.from_numpy(calibration[:1, None].astype(np.float32))
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        float_path, prepared = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "prepared.onnx")
+        torch.onnx.export(
+            model.eval(), (example,), float_path, dynamo=True, external_data=False,
+            input_names=["window"], output_names=["probs"],
+        )  # fmt: skip
+        quant_pre_process(float_path, prepared)
+        quantize_static(
+            prepared, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        )  # fmt: skip
+    return {"path": os.path.basename(path), "sha256": sha256_of(path), "input": {"dtype": "float32"},
+            "quantization": "int8 QDQ, per-channel weights, static activations (onnxruntime)"}  # fmt: skip
+
+
+def export_tflite_int8(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
+    """int8 TFLite through litert-torch with PT2E static quantization calibrated on real windows."""
+    with _quiet():
+        import litert_torch
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        example = (torch.from_numpy(calibration[:1, None].astype(np.float32)),)
+        quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        prepared = prepare_pt2e(torch.export.export(model.eval(), example).module(), quantizer)
+        with torch.no_grad():
+            for window in calibration:
+                prepared(torch.from_numpy(window[None, None].astype(np.float32)))
+        converted = convert_pt2e(prepared, fold_quantize=False)
+        litert_torch.convert(converted, example, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(path)
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=path).get_input_details()[0]
+    scale, zero = details["quantization"]
+    return {
+        "path": os.path.basename(path), "sha256": sha256_of(path),
+        "input": {"dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero)},
+        "quantization": "int8 weights per-channel and activations (PT2E static, litert-torch)",
+    }  # fmt: skip
+
+
+def manifest_dict(spec: Manifest, networks: dict, training: dict, metrics: dict) -> dict:
+    """The JSON manifest of an exported model."""
+    return {
+        "format": FORMAT,
+        "name": spec.name,
+        "labels": list(spec.labels),
+        "sample_rate": spec.features.sample_rate,
+        "features": spec.features.to_dict(),
+        "window": {"seconds": spec.window.seconds, "hop_seconds": spec.window.hop_seconds,
+                   "frames": spec.input_shape[2]},  # fmt: skip
+        "input_shape": list(spec.input_shape),
+        "normalization": {"method": "window_cmn", "scale": [round(float(v), 6) for v in spec.normalization_scale]},
+        "speech_gate": dataclasses.asdict(spec.gate),
+        "output": "probabilities",
+        "networks": networks,
+        "training": training,
+        "metrics": metrics,
+    }
+
+
+def export_model(model: torch.nn.Module, spec: Manifest, calibration: np.ndarray, folder: str,
+                 training: dict, metrics: dict) -> dict:  # fmt: skip
+    """Write ``model.tflite``, ``model.onnx`` and ``model.json`` into ``folder``; return the manifest."""
+    os.makedirs(folder, exist_ok=True)
+    model = model.cpu().eval()
+    networks = {
+        "tflite": export_tflite_int8(model, calibration, os.path.join(folder, "model.tflite")),
+        "onnx": export_onnx_int8(model, calibration, os.path.join(folder, "model.onnx")),
+    }
+    manifest = manifest_dict(spec, networks, training, metrics)
+    with open(os.path.join(folder, MANIFEST_NAME), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=1)
+    return manifest

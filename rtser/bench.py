@@ -1,0 +1,143 @@
+"""``rtser bench``: speed and memory of the pipeline, with a recompute-every-window baseline."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .audio import read_blocks, to_float_mono
+from .features import FeaturePlan, StreamingExtractor, extract
+from .pipeline import Recognizer
+from .windows import prepare_window
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "samples", "emodb-03a01Wa-anger.wav")
+CHUNK_SECONDS = 0.1
+
+
+def _load(path: str, rate: int) -> np.ndarray:
+    from .audio import StreamResampler
+
+    file_rate, blocks = read_blocks(path)
+    samples = np.concatenate([to_float_mono(b)[0] for b in blocks])
+    resampler = StreamResampler(file_rate, rate)
+    return np.concatenate([resampler.process(samples), resampler.process(np.zeros(0, np.float32), last=True)])
+
+
+def _cpu(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def _run_pipeline(recognizer: Recognizer, audio: np.ndarray, chunk: int) -> None:
+    recognizer.reset()
+    for i in range(0, len(audio), chunk):
+        recognizer.push(audio[i : i + chunk])
+    recognizer.flush()
+
+
+def _run_streaming_features(config, audio: np.ndarray, chunk: int) -> None:
+    extractor = StreamingExtractor(config)
+    for i in range(0, len(audio), chunk):
+        extractor.push(audio[i : i + chunk])
+
+
+def _window_starts(recognizer: Recognizer, n_samples: int) -> tuple[list[int], int]:
+    m = recognizer.manifest
+    window, hop = round(m.window.seconds * m.features.sample_rate), round(m.window.hop_seconds * m.features.sample_rate)
+    return [max(0, end - window) for end in range(hop, n_samples + 1, hop)], window
+
+
+def _run_recompute_baseline(recognizer: Recognizer, audio: np.ndarray, features_only: bool) -> None:
+    """What a naive implementation does: features of the whole window again at every hop."""
+    m = recognizer.manifest
+    plan, scale = FeaturePlan(m.features), np.asarray(m.normalization_scale, dtype=np.float32)
+    starts, window = _window_starts(recognizer, len(audio))
+    for start in starts:
+        features = extract(audio[start : start + window], m.features, plan)
+        if not features_only:
+            prepared = prepare_window(features, m.features, m.gate, scale, m.input_shape[2])
+            if prepared is not None:
+                recognizer.backend.predict(prepared)
+
+
+def _latencies(recognizer: Recognizer, audio: np.ndarray, count: int = 200) -> np.ndarray:
+    m = recognizer.manifest
+    features = extract(audio, m.features)
+    scale = np.asarray(m.normalization_scale, dtype=np.float32)
+    n = m.input_shape[2]
+    windows = [prepare_window(features[s : s + n], m.features, m.gate, scale, n) for s in range(0, len(features) - n + 1, 50)]
+    windows = [w for w in windows if w is not None] or [np.zeros(m.input_shape[2:], np.float32)]
+    out = []
+    for i in range(count):
+        started = time.perf_counter()
+        recognizer.backend.predict(windows[i % len(windows)])
+        out.append(time.perf_counter() - started)
+    return np.array(out) * 1000
+
+
+def _replay_process(model: str | None, audio: np.ndarray, rate: int) -> dict:
+    """Wall time and peak RSS of a fresh ``rtser replay`` process on a 3 s file."""
+    import tempfile
+
+    import soundfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "clip3s.wav")
+        soundfile.write(path, audio[: 3 * rate], rate, subtype="PCM_16")
+        command = [sys.executable, "-m", "rtser", "replay", path] + (["--model", model] if model else [])
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()}
+    return {"seconds": round(wall, 3), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+
+
+def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None) -> dict:
+    """All figures, as a dict ready for JSON."""
+    recognizer = Recognizer(model, backend=backend, threads=1)
+    rate = recognizer.manifest.features.sample_rate
+    clip = _load(audio_path or SAMPLE, rate)
+    audio = np.tile(clip, int(np.ceil(seconds * rate / len(clip))))[: int(seconds * rate)]
+    duration = len(audio) / rate
+    chunk = int(CHUNK_SECONDS * rate)
+    config = recognizer.manifest.features
+    pipeline_cpu = _cpu(lambda: _run_pipeline(recognizer, audio, chunk))
+    baseline_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=False))
+    features_cpu = _cpu(lambda: _run_streaming_features(config, audio, chunk))
+    baseline_features_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=True))
+    latency = _latencies(recognizer, audio)
+    return {
+        "model": recognizer.manifest.folder,
+        "backend": recognizer.backend.name,
+        "threads": 1,
+        "audio_seconds": round(duration, 1),
+        "window_seconds": recognizer.manifest.window.seconds,
+        "hop_seconds": recognizer.manifest.window.hop_seconds,
+        "pipeline_realtime_factor": round(duration / pipeline_cpu, 1),
+        "baseline_recompute_realtime_factor": round(duration / baseline_cpu, 1),
+        "pipeline_speedup_vs_baseline": round(baseline_cpu / pipeline_cpu, 2),
+        "feature_ms_per_audio_second": round(1000 * features_cpu / duration, 3),
+        "baseline_feature_ms_per_audio_second": round(1000 * baseline_features_cpu / duration, 3),
+        "feature_speedup_vs_baseline": round(baseline_features_cpu / features_cpu, 2),
+        "model_latency_ms": {"median": round(float(np.median(latency)), 3), "p95": round(float(np.percentile(latency, 95)), 3)},
+        "replay_3s_file": _replay_process(model, audio, rate),
+        "cpu": _cpu_name(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""

@@ -1,0 +1,155 @@
+"""The recognizer on real speech with the shipped int8 model: replay, library API, gate, resampling."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from rtser import Recognizer, RtserError
+
+from .conftest import SAMPLE, run_rtser
+
+EMOTION_KEYS = {"type", "start", "end", "label", "confidence", "probs", "window_probs"}
+
+
+def _emotions(events):
+    return [e for e in events if e["type"] == "emotion"]
+
+
+def _replay(path, *args):
+    done = run_rtser("replay", path, *args)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_replay_prints_contract_events(emodb_files):
+    path = emodb_files[10]
+    duration = soundfile.info(path).duration
+    events = _replay(path)
+    emotions = _emotions(events)
+    assert emotions, "speech must produce at least one emotion event"
+    recognizer = Recognizer()
+    for event in emotions:
+        assert EMOTION_KEYS <= set(event)
+        assert set(event["probs"]) == set(recognizer.labels)
+        assert abs(sum(event["probs"].values()) - 1) < 0.02
+        assert event["label"] in recognizer.labels and event["confidence"] == event["probs"][event["label"]]
+        assert 0 <= event["start"] < event["end"] <= duration + 0.05
+    assert events[0] == {"type": "speech", "state": "start", "time": events[0]["time"]}
+    assert events[-1]["type"] == "speech" and events[-1]["state"] == "stop"
+
+
+def test_library_api_in_random_chunks_gives_the_replay_events(emodb_files):
+    path = emodb_files[200]
+    expected = _replay(path)
+    samples, rate = soundfile.read(path, dtype="int16")
+    rng = np.random.default_rng(3)
+    received = []
+    recognizer = Recognizer(on_event=received.append)
+    returned, i = [], 0
+    while i < len(samples):
+        n = int(rng.integers(1, 4000))
+        returned += recognizer.push(samples[i : i + n], rate)
+        i += n
+    returned += recognizer.flush()
+    assert returned == received
+    assert [e["type"] for e in returned] == [e["type"] for e in expected]
+    for ours, theirs in zip(_emotions(returned), _emotions(expected)):
+        assert (ours["start"], ours["end"], ours["label"]) == (theirs["start"], theirs["end"], theirs["label"])
+        assert max(abs(ours["probs"][k] - theirs["probs"][k]) for k in ours["probs"]) < 1e-3
+
+
+def test_iterator_api_matches_push(speech):
+    recognizer = Recognizer()
+    chunks = [speech[i : i + 1600] for i in range(0, len(speech), 1600)]
+    streamed = list(recognizer.stream(chunks, 16000))
+    recognizer.reset()
+    assert streamed == recognizer.push(speech) + recognizer.flush()
+
+
+def test_48k_stereo_input_is_resampled_and_downmixed(tmp_path, emodb_files):
+    path = emodb_files[300]
+    samples, rate = soundfile.read(path, dtype="float32")
+    wide = soxr.resample(samples, rate, 48000, quality="VHQ")
+    stereo = tmp_path / "stereo48k.wav"
+    soundfile.write(stereo, np.stack([wide, wide * 0.5], axis=1), 48000, subtype="PCM_16")
+    native, converted = _emotions(_replay(path)), _emotions(_replay(str(stereo)))
+    assert len(native) == len(converted) > 0
+    for a, b in zip(native, converted):
+        assert abs(a["end"] - b["end"]) < 0.02
+        assert max(abs(a["window_probs"][k] - b["window_probs"][k]) for k in a["probs"]) < 0.15
+
+
+@pytest.mark.parametrize("kind", ["silence", "pink_noise", "white_noise", "running_tap"])
+def test_no_speech_gives_no_emotion_event(tmp_path, kind):
+    from .conftest import DATA
+
+    if kind == "silence":
+        samples, rate = np.zeros(16000 * 6, np.float32), 16000
+    else:
+        samples, rate = soundfile.read(f"{DATA}/noise/background/{kind}.flac", dtype="float32")
+        samples = samples[: 16000 * 20]
+    recognizer = Recognizer()
+    events = recognizer.push(samples, rate) + recognizer.flush()
+    assert _emotions(events) == []
+
+
+def test_short_utterance_still_gets_an_event(emodb_files):
+    shortest = min(emodb_files, key=lambda p: soundfile.info(p).duration)
+    assert soundfile.info(shortest).duration < 1.6
+    assert _emotions(_replay(shortest))
+
+
+def test_speech_after_silence_is_timed_from_the_stream_start(speech):
+    recognizer = Recognizer()
+    silence = np.zeros(16000 * 4, np.float32)
+    events = recognizer.push(np.concatenate([silence, speech])) + recognizer.flush()
+    start = next(e for e in events if e["type"] == "speech")
+    assert start["state"] == "start" and 4.0 <= start["time"] < 4.0 + len(speech) / 16000
+    assert all(e["end"] > 4.0 for e in _emotions(events))
+
+
+def test_both_int8_backends_agree(speech):
+    results = {}
+    for kind in ("tflite", "onnx"):
+        recognizer = Recognizer(backend=kind)
+        results[kind] = _emotions(recognizer.push(speech) + recognizer.flush())
+    assert len(results["tflite"]) == len(results["onnx"]) > 0
+    for a, b in zip(results["tflite"], results["onnx"]):
+        assert max(abs(a["window_probs"][k] - b["window_probs"][k]) for k in a["probs"]) < 0.2
+
+
+def test_hop_sets_how_often_windows_come(emodb_files):
+    path = max(emodb_files, key=lambda p: soundfile.info(p).duration)
+    half, quarter = _emotions(_replay(path)), _emotions(_replay(path, "--hop", "0.25"))
+    assert len(quarter) > 1.6 * len(half)
+
+
+def test_sample_rate_change_mid_stream_is_refused(speech):
+    recognizer = Recognizer()
+    recognizer.push(speech[:1000], 16000)
+    with pytest.raises(RtserError, match="sample rate changed"):
+        recognizer.push(speech[:1000], 8000)
+
+
+def test_nan_and_inf_are_read_as_silence_and_reported(tmp_path, speech):
+    broken = speech.copy()
+    broken[100:200] = np.nan
+    broken[300] = np.inf
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, broken, 16000, subtype="FLOAT")
+    done = run_rtser("replay", str(path))
+    assert done.returncode == 0
+    assert "101 NaN/inf samples" in done.stderr
+    assert _emotions([json.loads(line) for line in done.stdout.splitlines()])
+
+
+def test_realtime_flag_paces_the_file():
+    import time
+
+    started = time.monotonic()
+    events = _replay(SAMPLE, "--realtime")
+    assert time.monotonic() - started >= soundfile.info(SAMPLE).duration * 0.9
+    assert _emotions(events)

@@ -1,0 +1,88 @@
+"""Training on real corpora: loaders, speaker-independent folds, and a smoke run train -> int8 -> rtser."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from training.config import load_config
+from training.corpora import DataMissing, data_root, load_corpora, load_emodb, load_ravdess
+from training.evaluate import NO_DECISION, scores
+from training.folds import final_split, make_folds
+
+from .conftest import ROOT, SAMPLE, run_rtser
+
+SHARED = ["anger", "disgust", "fear", "happiness", "neutral", "sadness"]
+
+
+def test_corpora_load_with_design_labels_and_speakers():
+    emodb, ravdess = load_emodb(), load_ravdess()
+    assert len(emodb) == 535 and len(ravdess) == 1440
+    assert {u.speaker for u in emodb} == {f"emodb-{s}" for s in "03 08 09 10 11 12 13 14 15 16".split()}
+    assert len({u.speaker for u in ravdess}) == 24
+    assert {u.label for u in emodb} == {"anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"}
+    assert {u.label for u in ravdess} == {"neutral", "calm", "happiness", "sadness", "anger", "fear", "disgust", "surprise"}
+    assert sum(u.label == "boredom" for u in emodb) == 81
+    assert all(u.female == (int(u.speaker[-2:]) % 2 == 0) for u in ravdess)
+
+
+def test_missing_data_folder_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("RTSER_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(DataMissing, match="set RTSER_DATA"):
+        data_root()
+
+
+@pytest.mark.parametrize("n_folds", [{"emodb": 10}, {"ravdess": 6}, {"emodb": 5, "ravdess": 6}])
+def test_folds_never_share_a_speaker(n_folds):
+    utterances = load_corpora(sorted(n_folds), SHARED)
+    folds = make_folds(utterances, n_folds)
+    tested = [s for f in folds for s in f.test]
+    assert sorted(tested) == sorted({u.speaker for u in utterances})  # every speaker tested exactly once
+    for fold in folds:
+        assert not (fold.test & fold.validation) and not (fold.test & fold.train) and not (fold.validation & fold.train)
+    if "ravdess" in n_folds:
+        for fold in folds:
+            actors = [int(s[-2:]) for s in fold.test if s.startswith("ravdess")]
+            assert sum(a % 2 == 0 for a in actors) == sum(a % 2 == 1 for a in actors)
+    final = final_split(utterances)
+    assert final.validation and not (final.validation & final.train)
+
+
+def test_scores_count_missing_decisions_as_errors():
+    truth = np.array([0, 0, 1, 1])
+    result = scores(truth, np.array([0, NO_DECISION, 1, 0]), ["a", "b"])
+    assert result["ua"] == pytest.approx(0.5) and result["wa"] == pytest.approx(0.5)
+    assert result["no_decision"] == 1 and result["confusion"] == [[1, 0], [1, 1]]
+
+
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\ntrain: {epochz: 3}\n")
+    with pytest.raises(ValueError, match="train: unknown key 'epochz'"):
+        load_config(str(path))
+    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\nfeatures: {fmax: 99999}\n")
+    with pytest.raises(ValueError, match="features: .*fmax"):
+        load_config(str(path))
+
+
+def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, RTSER_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "train", "training/configs/default.yaml", "--smoke", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for kind in ("float", "tflite", "onnx"):
+        assert 0 <= metrics[kind]["all"]["ua"] <= 1 and metrics[kind]["all"]["n"] > 0
+    assert (out / "confusion-tflite.png").stat().st_size > 0 and (out / "report.md").exists()
+    manifest = json.loads((out / "model" / "model.json").read_text())
+    assert manifest["labels"] == SHARED and manifest["training"]["parameters"] > 0
+    for kind in ("tflite", "onnx"):
+        replay = run_rtser("replay", SAMPLE, "--model", str(out / "model"), "--backend", kind)
+        assert replay.returncode == 0, replay.stderr
+        assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())

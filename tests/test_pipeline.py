@@ -153,3 +153,26 @@ def test_realtime_flag_paces_the_file():
     events = _replay(SAMPLE, "--realtime")
     assert time.monotonic() - started >= soundfile.info(SAMPLE).duration * 0.9
     assert _emotions(events)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("WAV", "PCM_U8"), ("WAV", "PCM_32")])
+def test_replay_reads_common_formats(tmp_path, emodb_files, fmt, subtype):
+    samples, rate = soundfile.read(emodb_files[42], dtype="float32")
+    path = tmp_path / f"clip.{fmt.lower()}"
+    soundfile.write(path, soxr.resample(samples, rate, 22050), 22050, format=fmt, subtype=subtype)
+    assert _emotions(_replay(str(path)))
+
+
+def test_runtime_imports_no_training_libraries():
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    code = (
+        "import sys; from rtser.cli import main; main(['replay', sys.argv[1]]); "
+        "heavy = [m for m in ('torch', 'librosa', 'scipy', 'tensorflow') if m in sys.modules]; "
+        "sys.exit(f'imported {heavy}' if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, SAMPLE], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr

@@ -86,3 +86,11 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
         replay = run_rtser("replay", SAMPLE, "--model", str(out / "model"), "--backend", kind)
         assert replay.returncode == 0, replay.stderr
         assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "training", "configs"))))
+def test_every_shipped_recipe_loads(name):
+    config = load_config(os.path.join(ROOT, "training", "configs", name))
+    assert set(config.corpora) == set(config.folds)
+    utterances = load_corpora(config.corpora, config.labels)
+    assert {u.label for u in utterances} == set(config.labels)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-from .audio import read_blocks, to_float_mono
+from .audio import StreamResampler, read_blocks, to_float_mono
 from .features import FeaturePlan, StreamingExtractor, extract
 from .pipeline import Recognizer
 from .windows import prepare_window
@@ -20,8 +19,6 @@ CHUNK_SECONDS = 0.1
 
 
 def _load(path: str, rate: int) -> np.ndarray:
-    from .audio import StreamResampler
-
     file_rate, blocks = read_blocks(path)
     samples = np.concatenate([to_float_mono(b)[0] for b in blocks])
     resampler = StreamResampler(file_rate, rate)
@@ -81,6 +78,15 @@ def _latencies(recognizer: Recognizer, audio: np.ndarray, count: int = 200) -> n
     return np.array(out) * 1000
 
 
+# The child reports the peak RSS of its own address space (VmHWM): getrusage would also count the
+# parent's pages the child held between fork and exec.
+_REPLAY_REPORTING_RSS = (
+    "import sys; from rtser.cli import main; code = main(sys.argv[1:]); "
+    "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0], file=sys.stderr); "
+    "sys.exit(code)"
+)
+
+
 def _replay_process(model: str | None, audio: np.ndarray, rate: int) -> dict:
     """Wall time and peak RSS of a fresh ``rtser replay`` process on a 3 s file."""
     import tempfile
@@ -90,13 +96,14 @@ def _replay_process(model: str | None, audio: np.ndarray, rate: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "clip3s.wav")
         soundfile.write(path, audio[: 3 * rate], rate, subtype="PCM_16")
-        command = [sys.executable, "-m", "rtser", "replay", path] + (["--model", model] if model else [])
+        command = [sys.executable, "-c", _REPLAY_REPORTING_RSS, "replay", path] + (["--model", model] if model else [])
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - started
     if done.returncode != 0:
         return {"error": done.stderr.strip()}
-    return {"seconds": round(wall, 3), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+    peak_kb = int(done.stderr.strip().splitlines()[-1])
+    return {"seconds": round(wall, 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
 def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None) -> dict:

@@ -87,7 +87,7 @@ _REPLAY_REPORTING_RSS = (
 )
 
 
-def _replay_process(model: str | None, audio: np.ndarray, rate: int) -> dict:
+def _replay_process(model: str | None, backend: str, audio: np.ndarray, rate: int) -> dict:
     """Wall time and peak RSS of a fresh ``rtser replay`` process on a 3 s file."""
     import tempfile
 
@@ -96,7 +96,8 @@ def _replay_process(model: str | None, audio: np.ndarray, rate: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "clip3s.wav")
         soundfile.write(path, audio[: 3 * rate], rate, subtype="PCM_16")
-        command = [sys.executable, "-c", _REPLAY_REPORTING_RSS, "replay", path] + (["--model", model] if model else [])
+        command = [sys.executable, "-c", _REPLAY_REPORTING_RSS, "replay", path, "--backend", backend]
+        command += ["--model", model] if model else []
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - started
@@ -134,7 +135,7 @@ def run_bench(model: str | None, backend: str, seconds: float, audio_path: str |
         "baseline_feature_ms_per_audio_second": round(1000 * baseline_features_cpu / duration, 3),
         "feature_speedup_vs_baseline": round(baseline_features_cpu / features_cpu, 2),
         "model_latency_ms": {"median": round(float(np.median(latency)), 3), "p95": round(float(np.percentile(latency, 95)), 3)},
-        "replay_3s_file": _replay_process(model, audio, rate),
+        "replay_3s_file": _replay_process(model, backend, audio, rate),
         "cpu": _cpu_name(),
     }
 

@@ -140,7 +140,7 @@ def _as_frames(samples: np.ndarray, n_frames: int, config: FeatureConfig) -> np.
     return view[: (n_frames - 1) * config.hop_length + 1 : config.hop_length]
 
 
-def _as_float_mono(samples: np.ndarray) -> np.ndarray:
+def _as_float_vector(samples: np.ndarray) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.ndim != 1:
         raise ValueError(f"expected mono samples of shape [n], got {samples.shape}")
@@ -149,7 +149,7 @@ def _as_float_mono(samples: np.ndarray) -> np.ndarray:
 
 def extract(samples: np.ndarray, config: FeatureConfig, plan: FeaturePlan | None = None) -> np.ndarray:
     """Offline features of a whole signal: ``[frames, n_features]`` (float32 samples in [-1, 1])."""
-    samples = _as_float_mono(samples)
+    samples = _as_float_vector(samples)
     plan = plan or FeaturePlan(config)
     n_frames = count_frames(len(samples), config)
     if n_frames == 0:
@@ -168,7 +168,7 @@ class StreamingExtractor:
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Add samples; return the features of the frames they complete, ``[new_frames, n_features]``."""
-        samples = np.concatenate([self._pending, _as_float_mono(chunk)])
+        samples = np.concatenate([self._pending, _as_float_vector(chunk)])
         n_frames = count_frames(len(samples), self.config)
         if n_frames == 0:
             self._pending = samples

@@ -41,7 +41,7 @@ def focal_loss(logits, target, weight, gamma, smoothing):
 def predict_windows(model: nn.Module, windows: list[np.ndarray], batch: int = 256) -> list[np.ndarray]:
     """The float model's probabilities for each utterance's stack of windows."""
     model.eval()
-    flat = np.concatenate([w for w in windows]) if windows else np.zeros((0,))
+    flat = np.concatenate(windows) if windows else np.zeros((0,))
     out = []
     with torch.no_grad():
         for i in range(0, len(flat), batch):

@@ -7,6 +7,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import RtserError
 from .features import FeatureConfig, count_frames
 
@@ -59,6 +61,11 @@ class Manifest:
     def input_shape(self) -> tuple[int, int, int, int]:
         """The network's input: one window as ``[1, 1, frames, n_features]``."""
         return (1, 1, self.window.frames(self.features), self.features.n_features)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The per-feature normalisation scale as a float32 array."""
+        return np.asarray(self.normalization_scale, dtype=np.float32)
 
     def network_path(self, kind: str) -> str:
         """Absolute path of the network file of this kind."""

@@ -65,7 +65,7 @@ class Recognizer:
             window = WindowSpec(window.seconds, hop_seconds)
         self._window_frames = window.frames(self._features)
         self._hop_frames = window.hop_frames(self._features)
-        self._scale = np.asarray(self.manifest.normalization_scale, dtype=np.float32)
+        self._scale = self.manifest.scale
         self._smoother = Smoother(smoothing, switch_margin)
         self._on_event = on_event
         self.reset()

@@ -81,7 +81,7 @@ class Trainer:
         best, best_ua, history, stale = None, -1.0, [], 0
         for epoch in range(self.epochs):
             started = time.time()
-            x, y = training_windows(train_waves, self.targets[train_idx], spec, spec_scale(spec), augmenter)
+            x, y = training_windows(train_waves, self.targets[train_idx], spec, augmenter)
             model.train()
             order = np.random.default_rng(seed + epoch).permutation(len(x))
             total = 0.0
@@ -113,11 +113,6 @@ class Trainer:
                     break
         model.load_state_dict(best)
         return model.eval(), spec, history
-
-
-def spec_scale(spec: Manifest) -> np.ndarray:
-    """The normalisation scale of a spec as an array."""
-    return np.asarray(spec.normalization_scale, dtype=np.float32)
 
 
 def plot_curves(history: list[dict], title: str, path: str) -> None:

@@ -57,7 +57,7 @@ def normalization_scale(waves: list[np.ndarray], manifest: Manifest) -> np.ndarr
 
 
 def training_windows(
-    waves: list[np.ndarray], labels: np.ndarray, manifest: Manifest, scale: np.ndarray, augmenter: Augmenter
+    waves: list[np.ndarray], labels: np.ndarray, manifest: Manifest, augmenter: Augmenter
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented window per utterance (a random crop, prepared exactly as the runtime does)."""
     config, plan = manifest.features, FeaturePlan(manifest.features)
@@ -72,6 +72,6 @@ def training_windows(
         mask = speech_frames(crop, config, manifest.gate)
         if mask is None:
             continue
-        xs.append(augmenter.spec(normalize_window(crop[mask], scale, n_frames)))
+        xs.append(augmenter.spec(normalize_window(crop[mask], manifest.scale, n_frames)))
         ys.append(label)
     return np.stack(xs), np.asarray(ys)

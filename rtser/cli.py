@@ -9,7 +9,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -17,13 +16,15 @@ from .errors import RtserError  # noqa: E402
 
 
 def _print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
+    from .sinks import json_line
+
+    sys.stdout.write(json_line(obj))
     sys.stdout.flush()
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, backend_default: str | None = "auto") -> None:
     parser.add_argument("--model", help="model folder, its model.json, or a network file (default: shipped model)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "tflite", "onnx"), help="inference runtime")
+    parser.add_argument("--backend", default=backend_default, choices=("auto", "tflite", "onnx"), help="inference runtime (default: auto)")
 
 
 def cmd_replay(args) -> int:
@@ -60,20 +61,60 @@ def cmd_info(args) -> int:
 
 def cmd_devices(args) -> int:
     """List audio input devices."""
+    from .devices import input_devices
+
+    for device in input_devices():
+        _print_json({"index": device.index, "name": device.name, "channels": device.channels, "default_rate": device.default_rate})
+    return 0
+
+
+def cmd_listen(args) -> int:
+    """Recognize emotions from a microphone until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from .config import load_listen_config
+    from .listen import Listener
+    from .pipeline import Recognizer
+    from .sinks import JsonLinesSink
+
+    config = load_listen_config(
+        args.config,
+        {
+            "audio": {"device": args.device, "sample_rate": args.rate, "channels": args.channels, "channel": args.channel},
+            "recognizer": {"model": args.model, "backend": args.backend, "hop_seconds": args.hop},
+            "mqtt": {"host": args.mqtt_host, "port": args.mqtt_port, "site_id": args.site_id},
+            "output": {"status_seconds": args.status_seconds, "stdout": False if args.quiet else None},
+        },
+    )
+    settings = config.recognizer
+    recognizer = Recognizer(
+        settings.model,
+        backend=settings.backend,
+        hop_seconds=settings.hop_seconds,
+        smoothing=settings.smoothing,
+        switch_margin=settings.switch_margin,
+        threads=settings.threads,
+    )
+    sinks = [JsonLinesSink()] if config.output.stdout else []
+    if config.mqtt.host:
+        from .mqtt import MqttSink
+
+        mqtt = MqttSink(config.mqtt, recognizer.labels, recognizer.manifest.name)
+        warning = mqtt.start()
+        if warning:
+            print(f"rtser: warning: {warning}", file=sys.stderr)
+        sinks.append(mqtt)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        import sounddevice
-    except OSError as err:  # PortAudio library missing
-        raise RtserError(f"audio capture unavailable: {err}") from None
-    for index, device in enumerate(sounddevice.query_devices()):
-        if device["max_input_channels"] > 0:
-            _print_json(
-                {
-                    "index": index,
-                    "name": device["name"],
-                    "channels": device["max_input_channels"],
-                    "default_rate": device["default_samplerate"],
-                }
-            )
+        Listener(config, recognizer, sinks).run(stop)
+    finally:
+        for sink in sinks:
+            undelivered = sink.close()
+            if undelivered:
+                print(f"rtser: warning: {undelivered} queued messages could not be delivered", file=sys.stderr)
     return 0
 
 
@@ -101,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the model's manifest and backend")
     _add_model_options(info)
     info.set_defaults(run=cmd_info)
+
+    listen = sub.add_parser("listen", help="recognize emotions from a microphone")
+    listen.add_argument("--config", help="board file (YAML), e.g. firmware_configs/raspberry-pi-5.yaml")
+    listen.add_argument("--device", help="input device: index, hw:N[,D], plughw:N,D or part of its name")
+    listen.add_argument("--rate", type=int, help="capture rate in Hz (default: the model's rate if the device takes it)")
+    listen.add_argument("--channels", type=int, help="channels to open (default: 1 if possible)")
+    listen.add_argument("--channel", type=int, help="use this channel (from 0) instead of the mean of all")
+    _add_model_options(listen, backend_default=None)
+    listen.add_argument("--hop", type=float, help="seconds between windows (default: the model's)")
+    listen.add_argument("--mqtt-host", help="publish events to this MQTT broker (other settings: --config)")
+    listen.add_argument("--mqtt-port", type=int, help="broker port (default 1883, 8883 with TLS)")
+    listen.add_argument("--site-id", help="topic prefix rtser/<site-id>/ (default: the host name)")
+    listen.add_argument("--status-seconds", type=float, help="seconds between status events (default 30)")
+    listen.add_argument("--quiet", action="store_true", help="no events on stdout (MQTT only)")
+    listen.set_defaults(run=cmd_listen)
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(run=cmd_devices)

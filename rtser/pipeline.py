@@ -72,14 +72,20 @@ class Recognizer:
 
     def reset(self) -> None:
         """Forget the stream so far; the next push starts a new stream at time 0."""
+        self._segment_start = 0.0
+        self._in_speech = False
+        self._smoother.reset()
+        self.non_finite_samples = 0
+        self._start_segment()
+
+    def _start_segment(self) -> None:
+        # A segment is a stretch of contiguous audio; a gap in the input starts a new one.
         self._extractor = StreamingExtractor(self._features)
         self._history = FrameHistory(self._window_frames, self._features.n_features)
         self._resampler: StreamResampler | None = None
         self._since_window = 0
         self._frames_seen = 0
-        self._in_speech = False
-        self._smoother.reset()
-        self.non_finite_samples = 0
+        self._segment_samples = 0
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Event]:
         """Feed samples (``[n]`` or ``[n, channels]``, int or float) at ``sample_rate`` (the model's
@@ -91,17 +97,36 @@ class Recognizer:
             raise RtserError(f"sample rate changed from {self._resampler.in_rate} to {rate} mid-stream; call reset()")
         mono, bad = to_float_mono(samples)
         self.non_finite_samples += bad
-        return self._consume(self._extractor.push(self._resampler.process(mono)))
+        return self._consume(self._frames_from(mono))
+
+    def _frames_from(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        resampled = self._resampler.process(samples, last=last)
+        self._segment_samples += len(resampled)
+        return self._extractor.push(resampled)
 
     def flush(self) -> list[Event]:
-        """End of stream: drain the resampler, evaluate the last partial window, close speech."""
+        """End of stream: drain the resampler, evaluate the last partial window, close speech.
+        Audio pushed afterwards continues the stream's time line."""
+        return self._end_segment()
+
+    def gap(self, seconds: float) -> list[Event]:
+        """Audio of ``seconds`` was lost (a capture overflow, a device that came back): finish the
+        audio before the gap like :meth:`flush`, and count the gap in the times of later events,
+        so no window ever joins audio from both sides of it."""
+        events = self._end_segment()
+        self._segment_start += max(0.0, float(seconds))
+        return events
+
+    def _end_segment(self) -> list[Event]:
         events: list[Event] = []
         if self._resampler is not None:
-            events += self._consume(self._extractor.push(self._resampler.process(np.zeros(0, np.float32), last=True)))
+            events += self._consume(self._frames_from(np.zeros(0, np.float32), last=True))
         if self._since_window:
             events += self._evaluate_window()
         if self._in_speech:
             events += self._close_speech()
+        self._segment_start += self._segment_samples / self._features.sample_rate
+        self._start_segment()
         return events
 
     def stream(self, chunks: Iterable[np.ndarray], sample_rate: int | None = None) -> Iterator[Event]:
@@ -150,11 +175,11 @@ class Recognizer:
         return self._emit_all(events)
 
     def _frame_time(self, frame: int) -> float:
-        return frame * self._features.hop_length / self._features.sample_rate
+        return self._segment_start + frame * self._features.hop_length / self._features.sample_rate
 
     def _end_time(self) -> float:
         if self._frames_seen == 0:
-            return 0.0
+            return self._segment_start
         return self._frame_time(self._frames_seen - 1) + self._features.n_fft / self._features.sample_rate
 
     def _close_speech(self) -> list[Event]:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from rtser.schema import ConfigError
 from training.config import load_config
 from training.corpora import DataMissing, data_root, load_corpora, load_emodb, load_ravdess
 from training.evaluate import NO_DECISION, scores
@@ -61,10 +62,13 @@ def test_scores_count_missing_decisions_as_errors():
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\ntrain: {epochz: 3}\n")
-    with pytest.raises(ValueError, match="train: unknown key 'epochz'"):
+    with pytest.raises(ConfigError, match="train.epochz: unknown key"):
+        load_config(str(path))
+    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\ntrain: {epochs: ten}\n")
+    with pytest.raises(ConfigError, match="train.epochs: expected an integer, got str 'ten'"):
         load_config(str(path))
     path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\nfeatures: {fmax: 99999}\n")
-    with pytest.raises(ValueError, match="features: .*fmax"):
+    with pytest.raises(ConfigError, match="features: .*fmax"):
         load_config(str(path))
 
 

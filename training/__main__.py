@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--install", help="copy the exported model into this folder (e.g. rtser/models/default)")
     args = parser.parse_args(argv)
 
+    from rtser.errors import RtserError
+
     from .audio_cache import load_waves
     from .config import config_dict, load_config
     from .corpora import DataMissing, load_corpora
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         utterances = load_corpora(config.corpora, config.labels)
-    except (ValueError, OSError, DataMissing) as err:
+    except (RtserError, OSError, DataMissing) as err:
         print(f"training: error: {err}", file=sys.stderr)
         return 2
     epochs = config.train.epochs

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import yaml
-
 from rtser.features import FeatureConfig
 from rtser.manifest import SpeechGateSpec, WindowSpec
+from rtser.schema import build, load_yaml
 
 from .augment import AugmentConfig
 
@@ -57,32 +56,9 @@ class RunConfig:
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
 
 
-_SECTIONS = {
-    "features": FeatureConfig, "window": WindowSpec, "speech_gate": SpeechGateSpec,
-    "train": TrainSettings, "augment": AugmentConfig, "smoke": SmokeSettings,
-}  # fmt: skip
-
-
-def _build(cls, values, where: str):
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r}")
-    converted = {k: tuple(v) if isinstance(v, list) and "tuple" in str(known[k].type) else v for k, v in values.items()}
-    try:
-        return cls(**converted)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {err}") from None
-
-
 def load_config(path: str) -> RunConfig:
-    """Read a YAML training config; unknown keys and bad values raise ValueError naming the key."""
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
-    values = {key: _build(_SECTIONS[key], value, key) if key in _SECTIONS else value for key, value in raw.items()}
-    return _build(RunConfig, values, path)
+    """Read a YAML training config; unknown keys and wrong types raise ConfigError naming the key."""
+    return build(RunConfig, load_yaml(path), path)
 
 
 def config_dict(config: RunConfig) -> dict:

@@ -1,0 +1,142 @@
+"""The settings of ``rtser listen``: one YAML file per board and microphone (``firmware_configs/``).
+
+Every section and key is optional; command-line options override the file. Secrets (MQTT user name
+and password) come from the file or from the environment (``RTSER_MQTT_USERNAME``,
+``RTSER_MQTT_PASSWORD``), never from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from .schema import ConfigError, build, load_yaml
+
+
+@dataclass
+class AudioSettings:
+    """Which microphone, and how to open it."""
+
+    device: str | int | None = None  # index, "hw:1", "plughw:1,0" or a name substring; None: default input
+    sample_rate: int | None = None  # capture rate; None: the model's rate if the device takes it, else its own
+    channels: int | None = None  # channels to open; None: 1 if the device allows it, else all it has
+    channel: int | None = None  # which opened channel to use; None: the mean of all (downmix)
+    block_seconds: float = 0.05  # audio per capture callback
+    buffer_seconds: float = 4.0  # ring buffer: how far the recognizer may fall behind before audio is dropped
+    retry_seconds: tuple[float, float] = (1.0, 30.0)  # backoff from, to, when the device fails or disappears
+    stall_seconds: float = 3.0  # no audio for this long means the device is gone
+
+    def __post_init__(self) -> None:
+        if self.block_seconds <= 0 or self.buffer_seconds < 4 * self.block_seconds:
+            raise ValueError("need block_seconds > 0 and buffer_seconds >= 4 blocks")
+        if not 0 < self.retry_seconds[0] <= self.retry_seconds[1]:
+            raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest")
+        if self.channels is not None and self.channels < 1:
+            raise ValueError("channels must be at least 1")
+        if self.channel is not None and not 0 <= self.channel < (self.channels or 64):
+            raise ValueError("channel must be one of the opened channels (counted from 0)")
+        if self.stall_seconds <= self.block_seconds:
+            raise ValueError("stall_seconds must be longer than block_seconds")
+
+
+@dataclass
+class RecognizerSettings:
+    """The model and how it is run."""
+
+    model: str | None = None  # None: the shipped default model
+    backend: str = "auto"  # auto | tflite | onnx
+    hop_seconds: float | None = None  # None: the model's hop
+    smoothing: float = 0.5
+    switch_margin: float = 0.1
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "tflite", "onnx"):
+            raise ValueError(f"backend must be auto, tflite or onnx, got {self.backend!r}")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+
+
+@dataclass
+class TlsSettings:
+    """TLS towards the broker; ``ca_certs`` None uses the system's certificate authorities."""
+
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False  # skip the host name check (self-signed test brokers only)
+
+
+@dataclass
+class MqttSettings:
+    """Where events go over MQTT; no ``host`` means no MQTT."""
+
+    host: str | None = None
+    port: int | None = None  # None: 1883, or 8883 with TLS
+    site_id: str = field(default_factory=lambda: socket.gethostname().split(".")[0] or "rtser")
+    username: str | None = None
+    password: str | None = None
+    tls: TlsSettings | None = None
+    qos: int = 1
+    keepalive: int = 30
+    queue_size: int = 10000  # events kept while the broker is away; beyond it the oldest are dropped
+    retry_seconds: tuple[float, float] = (1.0, 60.0)
+    connect_timeout: float = 5.0  # how long start-up waits for the first connection
+    discovery: bool = False  # publish Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+
+    def __post_init__(self) -> None:
+        if self.qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        if self.queue_size < 1 or self.keepalive < 5:
+            raise ValueError("queue_size must be at least 1 and keepalive at least 5 seconds")
+        if not self.site_id or any(c in self.site_id for c in "/#+"):
+            raise ValueError(f"site_id must be non-empty without '/', '#' or '+', got {self.site_id!r}")
+        if not 0 < self.retry_seconds[0] <= self.retry_seconds[1]:
+            raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest")
+
+    @property
+    def broker_port(self) -> int:
+        """The port to connect to."""
+        return self.port or (8883 if self.tls else 1883)
+
+
+@dataclass
+class OutputSettings:
+    """Local outputs."""
+
+    stdout: bool = True  # events as JSON lines on standard output
+    status_seconds: float = 30.0  # how often a status event reports counters (0: only on changes)
+
+
+@dataclass
+class ListenConfig:
+    """Everything ``rtser listen`` needs; see ``firmware_configs/README.md``."""
+
+    board: str = "generic"
+    description: str = ""
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    recognizer: RecognizerSettings = field(default_factory=RecognizerSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+
+
+def load_listen_config(path: str | None, overrides: dict | None = None) -> ListenConfig:
+    """The config of ``path`` (or the defaults), with ``overrides`` (``{"audio": {"device": ...}}``)
+    applied and MQTT secrets taken from the environment when the file has none."""
+    raw = load_yaml(path) if path else {}
+    if raw.get("mqtt") is None:
+        raw["mqtt"] = {}
+    for section, values in (overrides or {}).items():
+        current = raw.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping")
+        raw[section] = {**current, **{k: v for k, v in values.items() if v is not None}}
+    mqtt = raw["mqtt"]
+    if isinstance(mqtt, dict):
+        for key in ("username", "password"):
+            secret = os.environ.get(f"RTSER_MQTT_{key.upper()}")
+            if secret and mqtt.get(key) is None:
+                mqtt[key] = secret
+    return build(ListenConfig, raw, path or "")

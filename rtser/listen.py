@@ -1,0 +1,132 @@
+"""``rtser listen``: the recognizer fed by a microphone, its events sent to every sink.
+
+One loop on the main thread reads what the capture callback put in the ring buffer, pushes it
+through the :class:`~rtser.pipeline.Recognizer` and hands the events to the sinks. Live events carry
+``timestamp``: the Unix time at which the last sample they cover was delivered by the device.
+Status events (``{"type": "status", ...}``) report the device state and counters when something
+changes and every ``status_seconds``. A device that fails is reopened with backoff; the audio missed
+meanwhile counts as a gap in the stream's time line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .capture import Captured, DeviceLost, Microphone
+from .config import ListenConfig
+from .errors import RtserError
+from .pipeline import Event, Recognizer
+
+
+class Listener:
+    """Runs a :class:`Microphone` into a :class:`Recognizer` until stopped."""
+
+    def __init__(self, config: ListenConfig, recognizer: Recognizer, sinks: list):
+        self.config = config
+        self.recognizer = recognizer
+        self.sinks = sinks
+        self.microphone = Microphone(config.audio, recognizer.manifest.features.sample_rate)
+        self.position = 0.0  # seconds of stream time so far, gaps included
+        self.dropped_seconds = 0.0
+        self.device_restarts = 0
+        self._state = "starting"
+        self._last_status = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Capture and recognize until ``stop`` is set; then flush and report ``stopped``.
+        Raises RtserError only when the device cannot be opened at start."""
+        self.microphone.open()
+        self._set_state("listening")
+        poll = self.config.audio.block_seconds / 2
+        try:
+            while not stop.is_set():
+                try:
+                    captured = self.microphone.read()
+                except DeviceLost as lost:
+                    self._recover(lost, stop)
+                    continue
+                if len(captured.samples) == 0:
+                    stop.wait(poll)
+                else:
+                    self._process(captured)
+                self._maybe_report()
+        finally:
+            self.microphone.close()
+            self._emit(self.recognizer.flush(), time.time())
+            self._set_state("stopped")
+
+    def _process(self, captured: Captured) -> None:
+        rate = self.microphone.rate
+        if captured.dropped:
+            seconds = captured.dropped / rate
+            self.dropped_seconds += seconds
+            self._gap(seconds, captured.arrival - len(captured.samples) / rate)
+            self._report(event="overflow", lost_seconds=round(seconds, 3))
+        events = self.recognizer.push(captured.samples, rate)
+        self.position += len(captured.samples) / rate
+        self._emit(events, captured.arrival)
+
+    def _gap(self, seconds: float, resumed_at: float) -> None:
+        # Events closing the audio before a gap end where that audio ended: before the gap began.
+        self._emit(self.recognizer.gap(seconds), resumed_at - seconds)
+        self.position += seconds
+
+    def _emit(self, events: list[Event], arrival: float) -> None:
+        for event in events:
+            end = event.get("end", event.get("time", self.position))
+            event["timestamp"] = round(arrival - (self.position - end), 3)
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.deliver(event)
+
+    def _recover(self, lost: DeviceLost, stop: threading.Event) -> None:
+        """Close the failed device and reopen it with backoff until it works or ``stop`` is set."""
+        lost_at = self.microphone.last_arrival
+        self.microphone.close()
+        self._set_state("device_lost", error=str(lost))
+        delay, longest = self.config.audio.retry_seconds
+        while not stop.wait(delay):
+            try:
+                self.microphone.open(rescan=True)
+            except RtserError as err:
+                self._report(event="retry", error=str(err), next_retry_seconds=min(2 * delay, longest))
+                delay = min(2 * delay, longest)
+                continue
+            self.device_restarts += 1
+            now = time.time()
+            self._gap(now - lost_at, now)
+            self._set_state("listening")
+            return
+
+    def _set_state(self, state: str, **details) -> None:
+        self._state = state
+        self._report(**details)
+
+    def _maybe_report(self) -> None:
+        every = self.config.output.status_seconds
+        if every > 0 and time.time() - self._last_status >= every:
+            self._report()
+
+    def _report(self, **details) -> None:
+        now = time.time()
+        self._last_status = now
+        microphone = self.microphone
+        event: Event = {
+            "type": "status",
+            "state": self._state,
+            "time": round(self.position, 3),
+            "timestamp": round(now, 3),
+            "device": microphone.device.name if microphone.device else None,
+            "sample_rate": microphone.rate,
+            "channels": microphone.channels,
+            "dropped_seconds": round(self.dropped_seconds, 3),
+            "overflows": microphone.overflows,
+            "device_restarts": self.device_restarts,
+            **details,
+        }
+        for sink in self.sinks:
+            event.update(sink.stats())
+        self._deliver(event)

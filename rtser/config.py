@@ -11,7 +11,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from .schema import ConfigError, build, load_yaml
+from .schema import build, load, load_yaml
 
 
 @dataclass
@@ -126,17 +126,12 @@ def load_listen_config(path: str | None, overrides: dict | None = None) -> Liste
     """The config of ``path`` (or the defaults), with ``overrides`` (``{"audio": {"device": ...}}``)
     applied and MQTT secrets taken from the environment when the file has none."""
     raw = load_yaml(path) if path else {}
-    if raw.get("mqtt") is None:
-        raw["mqtt"] = {}
     for section, values in (overrides or {}).items():
         current = raw.get(section) or {}
-        if not isinstance(current, dict):
-            raise ConfigError(f"{path}: {section}: expected a mapping")
-        raw[section] = {**current, **{k: v for k, v in values.items() if v is not None}}
-    mqtt = raw["mqtt"]
+        if isinstance(current, dict):  # anything else is reported by the schema, naming the section
+            raw[section] = {**current, **{k: v for k, v in values.items() if v is not None}}
+    mqtt = raw.get("mqtt") or {}
     if isinstance(mqtt, dict):
-        for key in ("username", "password"):
-            secret = os.environ.get(f"RTSER_MQTT_{key.upper()}")
-            if secret and mqtt.get(key) is None:
-                mqtt[key] = secret
-    return build(ListenConfig, raw, path or "")
+        secrets = {key: os.environ.get(f"RTSER_MQTT_{key.upper()}") for key in ("username", "password")}
+        raw["mqtt"] = {**{k: v for k, v in secrets.items() if v}, **{k: v for k, v in mqtt.items() if v is not None}}
+    return load(ListenConfig, path, raw) if path else build(ListenConfig, raw)

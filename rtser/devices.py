@@ -87,6 +87,11 @@ def resolve_device(spec: str | int | None, devices: list[InputDevice], default: 
     raise RtserError(f"input device {text!r} is ambiguous: {names}; give its index or more of its name")
 
 
+def _letters(text: str) -> str:
+    # ALSA card ids drop the punctuation of card names ("seeed2micvoicec" for "seeed-2mic-voicecard").
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
 def _alsa_matches(card: str, subdevice: str | None, devices: list[InputDevice]) -> list[InputDevice]:
     found = []
     for device in devices:
@@ -94,7 +99,7 @@ def _alsa_matches(card: str, subdevice: str | None, devices: list[InputDevice]) 
         if card.isdigit():
             if located and located.group(1) == card and (subdevice is None or located.group(2) == subdevice):
                 found.append(device)
-        elif located and card.lower() in device.name[: located.start()].lower():
+        elif located and _letters(card) in _letters(device.name[: located.start()]):
             if subdevice is None or located.group(2) == subdevice:
                 found.append(device)
     return found

@@ -61,8 +61,8 @@ class Listener:
         if captured.dropped:
             seconds = captured.dropped / rate
             self.dropped_seconds += seconds
-            self._gap(seconds, captured.arrival - len(captured.samples) / rate)
             self._report(event="overflow", lost_seconds=round(seconds, 3))
+            self._gap(seconds, captured.arrival - len(captured.samples) / rate)
         events = self.recognizer.push(captured.samples, rate)
         self.position += len(captured.samples) / rate
         self._emit(events, captured.arrival)

@@ -38,6 +38,15 @@ def load_yaml(path: str) -> dict:
     return raw
 
 
+def load(cls, path: str, raw: dict | None = None):
+    """An instance of dataclass ``cls`` from the YAML file ``path`` (or from ``raw``, already read
+    from it); errors start with the file's name."""
+    try:
+        return build(cls, load_yaml(path) if raw is None else raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
 def build(cls, values, where: str = ""):
     """An instance of dataclass ``cls`` from a mapping, checking keys and value types."""
     if isinstance(values, cls):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rtser.features import FeatureConfig
 from rtser.manifest import SpeechGateSpec, WindowSpec
-from rtser.schema import build, load_yaml
+from rtser.schema import load
 
 from .augment import AugmentConfig
 
@@ -58,7 +58,7 @@ class RunConfig:
 
 def load_config(path: str) -> RunConfig:
     """Read a YAML training config; unknown keys and wrong types raise ConfigError naming the key."""
-    return build(RunConfig, load_yaml(path), path)
+    return load(RunConfig, path)
 
 
 def config_dict(config: RunConfig) -> dict:

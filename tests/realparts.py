@@ -1,0 +1,184 @@
+"""Real parts for tests, started on loopback by the tests themselves (see ../shared/recipes):
+a PulseAudio daemon whose virtual microphones play back what is played into null sinks, and a
+mosquitto broker (plain, with a password file, or with TLS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+# name: (rate, channels) of each virtual microphone; PortAudio sees each as an ALSA device of that name.
+VIRTUAL_MICS = {"emo_mic": (16000, 1), "emo_mic48": (48000, 2)}
+
+
+def need(program: str) -> str:
+    """The path of a system program the test needs; a missing one fails the test (never skips it)."""
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(f"{program} is not installed; scripts/test.sh installs it (apt-get)")
+    return path
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something true; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class PulseAudio:
+    """A private PulseAudio daemon with a null sink and a virtual source per virtual microphone."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        run, home = os.path.join(folder, "run"), os.path.join(folder, "home")
+        for path in (run, home):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self.socket = os.path.join(folder, "native")
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=run, HOME=home, PULSE_SERVER=f"unix:{self.socket}")
+        lines = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}"]
+        alsa = []
+        for mic, (rate, channels) in VIRTUAL_MICS.items():
+            sink = f"{mic}_spk"
+            lines.append(f"load-module module-null-sink sink_name={sink} rate={rate} channels={channels} format=s16le")
+            lines.append(f"load-module module-virtual-source source_name={mic}_src master={sink}.monitor")
+            alsa.append(f'pcm.{mic} {{ type pulse; device "{mic}_src" }}')
+        lines.append("set-default-source emo_mic_src")
+        self.config = os.path.join(folder, "pa.conf")
+        with open(self.config, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        with open(os.path.join(home, ".asoundrc"), "w") as handle:
+            handle.write("\n".join(alsa) + "\n")
+
+    def start(self) -> None:
+        """Start the daemon and wait until it answers."""
+        subprocess.run(
+            [need("pulseaudio"), "-n", "-F", self.config, "--exit-idle-time=-1", "--daemonize=yes",
+             "--use-pid-file=yes", f"--log-target=file:{self.folder}/pa.log"],
+            env=self.env, check=True, timeout=30,
+        )  # fmt: skip
+        wait_for(lambda: subprocess.run([need("pactl"), "info"], env=self.env, capture_output=True).returncode == 0, 15, "pulseaudio")
+
+    def kill(self) -> None:
+        """Stop the daemon abruptly, as a sound server crash or an unplugged card would."""
+        pid_file = os.path.join(self.env["XDG_RUNTIME_DIR"], "pulse", "pid")
+        try:
+            pid = int(open(pid_file).read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, "pulseaudio to exit")
+        for leftover in (pid_file, self.socket):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+    def play(self, path: str, mic: str = "emo_mic") -> subprocess.Popen:
+        """Start playing an audio file into a virtual microphone (paced in real time)."""
+        return subprocess.Popen([need("paplay"), f"--device={mic}_spk", path], env=self.env)
+
+
+class Mosquitto:
+    """A mosquitto broker on a free loopback port; ``extra`` lines go into its config."""
+
+    def __init__(self, folder: str, extra: list[str] | None = None, port: int | None = None):
+        self.folder = folder
+        self.port = port or free_port()
+        self.config = os.path.join(folder, f"mosquitto-{self.port}.conf")
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "set_tcp_nodelay true",
+            "persistence true",
+            f"persistence_location {folder}/",
+            *(extra or ["allow_anonymous true"]),
+        ]
+        with open(self.config, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        self.process = subprocess.Popen([need("mosquitto"), "-c", self.config], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: _accepts(self.port) or self.process.poll() is not None, 15, "mosquitto")
+        if self.process.poll() is not None:
+            raise AssertionError(f"mosquitto failed: {self.process.stderr.read().decode(errors='replace')}")
+
+    def stop(self) -> None:
+        """Stop the broker (it saves its persistent sessions)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def rtser_process(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start the real ``rtser`` command line in the background, reading its stdout and stderr."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtser", *args], cwd=root, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+class LiveRun:
+    """A running ``rtser listen`` whose JSON lines are collected as they come."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.process = rtser_process("listen", *args, env=env)
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.events.append(json.loads(line))
+
+    def wait_for(self, predicate, timeout: float, what: str) -> dict:
+        """The first event that satisfies ``predicate``, waiting for it if need be."""
+
+        def found():
+            if self.process.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"rtser listen exited ({self.process.returncode}): {self.process.stderr.read()}")
+            return next((e for e in list(self.events) if predicate(e)), None)
+
+        return wait_for(found, timeout, what)
+
+    def wait_for_audio(self, timeout: float = 20) -> None:
+        """Wait until the microphone delivers audio (a status event with stream time past 0)."""
+        self.wait_for(lambda e: e["type"] == "status" and e["time"] > 0, timeout, "audio from the microphone")
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, as systemd sends it; returns the exit code and stderr."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return code, self.process.stderr.read()

@@ -1,0 +1,121 @@
+"""Board files, the typed config schema, and finding the device a user names."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from rtser.config import ListenConfig, load_listen_config
+from rtser.devices import InputDevice, resolve_device
+from rtser.errors import RtserError
+from rtser.schema import ConfigError
+
+from .conftest import ROOT, run_rtser
+
+BOARD_FILES = sorted(glob.glob(os.path.join(ROOT, "firmware_configs", "*.yaml")))
+
+# What PortAudio lists on a Raspberry Pi 5 with a USB microphone and a ReSpeaker HAT, and on a
+# machine with ten cards (so that hw:1 and hw:10 both exist).
+PI_DEVICES = [
+    InputDevice(0, "vc4-hdmi-0: MAI PCM i2s-hifi-0 (hw:0,0)", 0, 48000.0),
+    InputDevice(2, "USB PnP Sound Device: Audio (hw:2,0)", 1, 44100.0),
+    InputDevice(3, "seeed-2mic-voicecard: bcm2835-i2s-wm8960-hifi wm8960-hifi-0 (hw:1,0)", 2, 16000.0),
+    InputDevice(4, "pulse", 32, 44100.0),
+    InputDevice(5, "default", 32, 44100.0),
+]
+MANY_CARDS = [InputDevice(i, f"Card {n}: USB Audio (hw:{n},0)", 1, 48000.0) for i, n in enumerate((1, 10, 11))]
+
+
+def test_every_board_file_loads():
+    names = {os.path.basename(p) for p in BOARD_FILES}
+    assert {"raspberry-pi-5.yaml", "raspberry-pi-4.yaml", "raspberry-pi-zero-2w.yaml", "usb-microphone.yaml", "respeaker-2mic-hat.yaml"} <= names
+    for path in BOARD_FILES:
+        config = load_listen_config(path)
+        assert isinstance(config, ListenConfig) and config.board and config.description
+
+
+def test_board_devices_resolve_on_the_boards_they_describe():
+    assert resolve_device(load_listen_config(os.path.join(ROOT, "firmware_configs", "raspberry-pi-5.yaml")).audio.device, PI_DEVICES).index == 2
+    respeaker = load_listen_config(os.path.join(ROOT, "firmware_configs", "respeaker-2mic-hat.yaml"))
+    assert resolve_device(respeaker.audio.device, PI_DEVICES).index == 3
+    assert resolve_device(load_listen_config(os.path.join(ROOT, "firmware_configs", "usb-microphone.yaml")).audio.device, PI_DEVICES).index == 2
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("audio:\n  sample_rate: 16k\n", "audio.sample_rate: expected an integer, got str '16k'"),
+        ("audio:\n  devcie: 1\n", "audio.devcie: unknown key"),
+        ("mqtt:\n  port: [1883]\n", "mqtt.port: expected an integer"),
+        ("mqtt:\n  tls: {ca_cert: x}\n", "mqtt.tls.ca_cert: unknown key"),
+        ("mqtt:\n  discovery: yes please\n", "mqtt.discovery: expected true or false"),
+        ("recognizer: {backend: tensorflow}\n", "recognizer: backend must be auto, tflite or onnx"),
+        ("audio: {retry_seconds: [1, 2, 3]}\n", "audio.retry_seconds: expected 2 values, got 3"),
+        ("output: 5\n", "output: expected a mapping, got int 5"),
+        ("[1, 2]\n", "expected a mapping of settings at the top level"),
+        ("audio: {channels: 2\n", "not valid YAML at line"),
+    ],
+)
+def test_bad_board_files_are_refused_naming_the_key(tmp_path, text, error):
+    path = tmp_path / "board.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{path}: .*" + error.replace("[", r"\[").replace("]", r"\]")):
+        load_listen_config(str(path))
+    done = run_rtser("listen", "--config", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("rtser: error: ") and error in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_command_line_overrides_the_file_and_secrets_come_from_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "board.yaml"
+    path.write_text("audio: {device: 'hw:1'}\nmqtt: {host: broker, username: alice}\n")
+    monkeypatch.setenv("RTSER_MQTT_USERNAME", "bob")
+    monkeypatch.setenv("RTSER_MQTT_PASSWORD", "s3cret")
+    config = load_listen_config(str(path), {"audio": {"device": "USB", "channel": None}, "mqtt": {"port": 1884}})
+    assert config.audio.device == "USB" and config.audio.channel is None
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.username, config.mqtt.password) == ("broker", 1884, "alice", "s3cret")
+    assert config.mqtt.broker_port == 1884 and load_listen_config(None).mqtt.host is None
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "board.yaml"
+    path.write_text("board: !!python/object/apply:os.system ['echo owned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_listen_config(str(path))
+
+
+@pytest.mark.parametrize(
+    "spec, index",
+    [("hw:1", 0), ("hw:10", 1), ("plughw:10,0", 1), ("hw:11,0", 2), (1, 1), ("2", 2), ("card 10", 1)],
+)
+def test_alsa_names_match_the_card_exactly(spec, index):
+    assert resolve_device(spec, MANY_CARDS).index == index
+
+
+def test_device_names_indexes_and_defaults():
+    assert resolve_device("usb pnp", PI_DEVICES).index == 2
+    assert resolve_device("default", PI_DEVICES).index == 5  # a whole name beats a part of a longer one
+    assert resolve_device("hw:CARD=seeed2micvoicec", PI_DEVICES).index == 3
+    assert resolve_device(None, PI_DEVICES, default=4).index == 4
+    assert resolve_device(None, PI_DEVICES, default=None).index == 0
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("hw:7", "no input device matches 'hw:7'"),
+        ("17", "no input device with index 17"),
+        ("Audio", "is ambiguous: 0: Card 1: USB Audio"),
+        ("webcam", "no input device matches 'webcam'"),
+    ],
+)
+def test_unknown_or_ambiguous_devices_are_refused(spec, message):
+    with pytest.raises(RtserError, match=message):
+        resolve_device(spec, MANY_CARDS)
+
+
+def test_no_devices_at_all():
+    with pytest.raises(RtserError, match="no audio input devices"):
+        resolve_device("hw:1", [])

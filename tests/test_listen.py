@@ -1,0 +1,192 @@
+"""`rtser listen` through a real PortAudio capture path: a PulseAudio virtual microphone fed with
+real EMO-DB speech. Events must match `rtser replay` of the same files."""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from rtser.config import load_listen_config
+from rtser.listen import Listener
+from rtser.pipeline import Recognizer
+
+from .conftest import DATA
+from .realparts import LiveRun, PulseAudio, wait_for
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory):
+    server = PulseAudio(str(tmp_path_factory.mktemp("pulse")))
+    server.start()
+    yield server
+    server.kill()
+
+
+def replay_labels(samples: np.ndarray, rate: int) -> list[str]:
+    """The labels of the emotion events `rtser replay` gives for these samples (the same Recognizer)."""
+    recognizer = Recognizer()
+    return [e["label"] for e in recognizer.push(samples, rate) + recognizer.flush() if e["type"] == "emotion"]
+
+
+def stable_label(path: str) -> str | None:
+    """The one label replay gives for every window of a file, also with silence around it (live
+    windows fall anywhere in the speech); None when the windows disagree."""
+    samples, rate = soundfile.read(path, dtype="float32")
+    found = set()
+    for before in (0.0, 0.37, 1.21):
+        padded = np.concatenate([np.zeros(round(before * rate), np.float32), samples, np.zeros(3 * rate, np.float32)])
+        found |= set(replay_labels(samples if before == 0 else padded, rate))
+    return found.pop() if len(found) == 1 else None
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[tuple[str, str]]:
+    """Two EMO-DB utterances of different labels whose replay gives one label throughout."""
+    chosen: dict[str, str] = {}
+    for name in ("03a02Wc", "14a02Tb", "08a02Ac", "13a01Ec", "12a04Wc", "14a04Tc", "15a04Ab", "09a07Na"):
+        path = os.path.join(DATA, "emodb", "wav", f"{name}.wav")
+        label = stable_label(path)
+        if label is not None and label not in chosen.values():
+            chosen[path] = label
+        if len(chosen) == 2:
+            return list(chosen.items())
+    raise AssertionError(f"fewer than two clips with a stable label among the candidates: {chosen}")
+
+
+def segments(events: list[dict]) -> list[list[str]]:
+    """The emotion labels of each speech segment (from speech start to speech stop)."""
+    found, current = [], None
+    for event in events:
+        if event["type"] == "speech" and event["state"] == "start":
+            current = []
+        elif event["type"] == "speech" and event["state"] == "stop" and current is not None:
+            found.append(current)
+            current = None
+        elif event["type"] == "emotion" and current is not None:
+            current.append(event["label"])
+    return found
+
+
+def play_each(pulse: PulseAudio, run: LiveRun, paths: list[str], mic: str = "emo_mic") -> None:
+    for count, path in enumerate(paths, start=1):
+        assert pulse.play(path, mic).wait(timeout=30) == 0
+        run.wait_for(lambda e, n=count: e["type"] == "speech" and e["state"] == "stop" and n <= _stops(run), 15, f"end of speech {count}")
+
+
+def _stops(run: LiveRun) -> int:
+    return sum(1 for e in list(run.events) if e["type"] == "speech" and e["state"] == "stop")
+
+
+def test_live_events_match_replay_of_the_same_speech(pulse, clips):
+    run = LiveRun("--device", "emo_mic", "--status-seconds", "0.2", env=pulse.env)
+    run.wait_for_audio()
+    play_each(pulse, run, [path for path, _ in clips])
+    code, stderr = run.stop()
+    assert code == 0 and stderr == ""
+    heard = segments(run.events)
+    assert len(heard) == len(clips)
+    for labels, (path, label) in zip(heard, clips):
+        assert labels and collections.Counter(labels).most_common(1)[0][0] == label, (path, labels)
+    emotions = [e for e in run.events if e["type"] == "emotion"]
+    assert all(e["end"] > e["start"] and abs(sum(e["probs"].values()) - 1) < 0.01 for e in emotions)
+    assert all(e["timestamp"] > 1.6e9 for e in emotions)
+    final = run.events[-1]
+    assert final["type"] == "status" and final["state"] == "stopped" and final["dropped_seconds"] == 0
+    assert final["sample_rate"] == 16000 and final["channels"] == 1
+
+
+def test_48k_stereo_microphone_is_resampled_and_mixed_down(pulse, clips, tmp_path):
+    path, label = clips[0]
+    samples, rate = soundfile.read(path, dtype="float32")
+    wide = soxr.resample(samples, rate, 48000)
+    stereo = tmp_path / "stereo48k.wav"
+    soundfile.write(stereo, np.stack([wide, 0.5 * wide], axis=1), 48000, subtype="PCM_16")
+    run = LiveRun("--device", "emo_mic48", "--rate", "48000", "--channels", "2", "--status-seconds", "0.2", env=pulse.env)
+    run.wait_for_audio()
+    play_each(pulse, run, [str(stereo)], mic="emo_mic48")
+    code, stderr = run.stop()
+    assert code == 0, stderr
+    status = [e for e in run.events if e["type"] == "status"]
+    assert status[-1]["sample_rate"] == 48000 and status[-1]["channels"] == 2
+    (labels,) = segments(run.events)
+    assert collections.Counter(labels).most_common(1)[0][0] == label, labels
+
+
+def test_a_vanished_sound_device_is_reopened_with_backoff(pulse, clips, tmp_path):
+    config = tmp_path / "board.yaml"
+    config.write_text("audio: {device: emo_mic, retry_seconds: [0.5, 2.0], stall_seconds: 2.0}\noutput: {status_seconds: 0.2}\n")
+    run = LiveRun("--config", str(config), env=pulse.env)
+    try:
+        run.wait_for_audio()
+        pulse.kill()
+        lost = run.wait_for(lambda e: e["type"] == "status" and e["state"] == "device_lost", 15, "device_lost")
+        run.wait_for(lambda e: e.get("event") == "retry", 15, "a failed retry while the server is down")
+    finally:
+        pulse.start()
+    back = run.wait_for(lambda e: e["type"] == "status" and e["state"] == "listening" and e["device_restarts"] == 1, 30, "device back")
+    assert back["time"] >= lost["time"]
+    play_each(pulse, run, [clips[0][0]])
+    code, stderr = run.stop()
+    assert code == 0
+    assert [labels for labels in segments(run.events)][-1], "no emotion after the device came back"
+    assert "Traceback" not in stderr
+
+
+class SlowSink:
+    """A sink that stalls the recognizer's loop once, as a blocked pipe or a slow disk would."""
+
+    def __init__(self, stall_seconds: float):
+        self.stall_seconds = stall_seconds
+        self.events: list[dict] = []
+
+    def deliver(self, event: dict) -> None:
+        self.events.append(event)
+        if event["type"] == "emotion" and self.stall_seconds:
+            stall, self.stall_seconds = self.stall_seconds, 0
+            threading.Event().wait(stall)
+
+    def stats(self) -> dict:
+        return {}
+
+    def close(self) -> int:
+        return 0
+
+
+def test_a_stalled_consumer_drops_reports_and_recovers_within_one_window(pulse, monkeypatch, tmp_path):
+    for key, value in pulse.env.items():
+        monkeypatch.setenv(key, value)
+    names = ("03a05Wa.wav", "03a02Ta.wav", "08a01Na.wav", "09b03Wb.wav")
+    speech = np.concatenate([soundfile.read(os.path.join(DATA, "emodb", "wav", name), dtype="float32")[0] for name in names])
+    long_clip = tmp_path / "speech.wav"
+    soundfile.write(long_clip, speech, 16000)
+    config = load_listen_config(None, {"audio": {"device": "emo_mic", "buffer_seconds": 1.0}, "output": {"status_seconds": 0.0}})
+    recognizer = Recognizer()
+    sink = SlowSink(stall_seconds=2.0)
+    listener = Listener(config, recognizer, [sink])
+    from rtser.devices import input_devices
+
+    input_devices(refresh=True)  # PortAudio of this test process must see the private sound server
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: listener.microphone.rate and listener.position > 0, 20, "audio")
+        assert pulse.play(str(long_clip)).wait(timeout=60) == 0
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    overflow = [e for e in sink.events if e.get("event") == "overflow"]
+    assert len(overflow) == 1 and overflow[0]["lost_seconds"] >= 0.9
+    assert listener.dropped_seconds == pytest.approx(overflow[0]["lost_seconds"])
+    gap_end = overflow[0]["time"] + overflow[0]["lost_seconds"]
+    after = [e for e in sink.events if e["type"] == "emotion" and e["start"] >= gap_end - 1e-3]
+    assert after, "no emotion events after the stall"
+    window = recognizer.manifest.window.seconds
+    assert after[0]["end"] - gap_end <= window  # recovered within one window
+    assert all(not (e["start"] < gap_end - 1e-3 < e["end"]) for e in sink.events if e["type"] == "emotion")

@@ -4,6 +4,7 @@ mosquitto broker (plain, with a password file, or with TLS)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -93,6 +94,30 @@ class PulseAudio:
         return subprocess.Popen([need("paplay"), f"--device={mic}_spk", path], env=self.env)
 
 
+def segments(events: list[dict]) -> list[list[str]]:
+    """The emotion labels of each speech segment (from speech start to speech stop)."""
+    found, current = [], None
+    for event in events:
+        if event["type"] == "speech" and event["state"] == "start":
+            current = []
+        elif event["type"] == "speech" and event["state"] == "stop" and current is not None:
+            found.append(current)
+            current = None
+        elif event["type"] == "emotion" and current is not None:
+            current.append(event["label"])
+    return found
+
+
+def play_each(pulse: PulseAudio, run: LiveRun, paths: list[str], mic: str = "emo_mic") -> None:
+    for count, path in enumerate(paths, start=1):
+        assert pulse.play(path, mic).wait(timeout=30) == 0
+        run.wait_for(lambda e, n=count: e["type"] == "speech" and e["state"] == "stop" and n <= _stops(run), 15, f"end of speech {count}")
+
+
+def _stops(run: LiveRun) -> int:
+    return sum(1 for e in list(run.events) if e["type"] == "speech" and e["state"] == "stop")
+
+
 class Mosquitto:
     """A mosquitto broker on a free loopback port; ``extra`` lines go into its config."""
 
@@ -105,6 +130,7 @@ class Mosquitto:
             "set_tcp_nodelay true",
             "persistence true",
             f"persistence_location {folder}/",
+            f"user {getpass.getuser()}",  # as root, stay root: the test's files are private to it
             *(extra or ["allow_anonymous true"]),
         ]
         with open(self.config, "w") as handle:
@@ -114,7 +140,7 @@ class Mosquitto:
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""
         self.process = subprocess.Popen([need("mosquitto"), "-c", self.config], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: _accepts(self.port) or self.process.poll() is not None, 15, "mosquitto")
+        wait_for(lambda: accepts(self.port) or self.process.poll() is not None, 15, "mosquitto")
         if self.process.poll() is not None:
             raise AssertionError(f"mosquitto failed: {self.process.stderr.read().decode(errors='replace')}")
 
@@ -132,7 +158,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Whether something listens on this loopback port."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -182,3 +209,42 @@ class LiveRun:
         code = self.process.wait(timeout=30)
         self._reader.join(timeout=10)
         return code, self.process.stderr.read()
+
+
+class Subscriber:
+    """A real MQTT client that records what it receives, with a session the broker keeps (QoS 1)
+    across its own reconnects and the broker's restarts."""
+
+    def __init__(self, port: int, topics: list[str], **connect):
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.connected = threading.Event()
+        name = f"test-subscriber-{port}-{len(topics)}-{time.monotonic_ns()}"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=False)
+        self.client.reconnect_delay_set(1, 1)
+        if "username" in connect:
+            self.client.username_pw_set(connect["username"], connect.get("password"))
+        if "ca_certs" in connect:
+            self.client.tls_set(ca_certs=connect["ca_certs"])
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe([(t, 1) for t in topics]), self.connected.set())
+        self.client.on_disconnect = lambda *args: self.connected.clear()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload, bool(m.retain)))
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        wait_for(self.connected.is_set, 10, "the subscriber to connect")
+        time.sleep(0.2)  # the SUBACK
+
+    def events(self, topic_part: str = "") -> list[dict]:
+        """The JSON payloads received on topics containing ``topic_part``, without duplicates."""
+        found, seen = [], set()
+        for topic, payload, _ in list(self.messages):
+            if topic_part in topic and payload.startswith(b"{") and payload not in seen:
+                seen.add(payload)
+                found.append(json.loads(payload))
+        return found
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()

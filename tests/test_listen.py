@@ -17,70 +17,7 @@ from rtser.listen import Listener
 from rtser.pipeline import Recognizer
 
 from .conftest import DATA
-from .realparts import LiveRun, PulseAudio, wait_for
-
-
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory):
-    server = PulseAudio(str(tmp_path_factory.mktemp("pulse")))
-    server.start()
-    yield server
-    server.kill()
-
-
-def replay_labels(samples: np.ndarray, rate: int) -> list[str]:
-    """The labels of the emotion events `rtser replay` gives for these samples (the same Recognizer)."""
-    recognizer = Recognizer()
-    return [e["label"] for e in recognizer.push(samples, rate) + recognizer.flush() if e["type"] == "emotion"]
-
-
-def stable_label(path: str) -> str | None:
-    """The one label replay gives for every window of a file, also with silence around it (live
-    windows fall anywhere in the speech); None when the windows disagree."""
-    samples, rate = soundfile.read(path, dtype="float32")
-    found = set()
-    for before in (0.0, 0.37, 1.21):
-        padded = np.concatenate([np.zeros(round(before * rate), np.float32), samples, np.zeros(3 * rate, np.float32)])
-        found |= set(replay_labels(samples if before == 0 else padded, rate))
-    return found.pop() if len(found) == 1 else None
-
-
-@pytest.fixture(scope="module")
-def clips() -> list[tuple[str, str]]:
-    """Two EMO-DB utterances of different labels whose replay gives one label throughout."""
-    chosen: dict[str, str] = {}
-    for name in ("03a02Wc", "14a02Tb", "08a02Ac", "13a01Ec", "12a04Wc", "14a04Tc", "15a04Ab", "09a07Na"):
-        path = os.path.join(DATA, "emodb", "wav", f"{name}.wav")
-        label = stable_label(path)
-        if label is not None and label not in chosen.values():
-            chosen[path] = label
-        if len(chosen) == 2:
-            return list(chosen.items())
-    raise AssertionError(f"fewer than two clips with a stable label among the candidates: {chosen}")
-
-
-def segments(events: list[dict]) -> list[list[str]]:
-    """The emotion labels of each speech segment (from speech start to speech stop)."""
-    found, current = [], None
-    for event in events:
-        if event["type"] == "speech" and event["state"] == "start":
-            current = []
-        elif event["type"] == "speech" and event["state"] == "stop" and current is not None:
-            found.append(current)
-            current = None
-        elif event["type"] == "emotion" and current is not None:
-            current.append(event["label"])
-    return found
-
-
-def play_each(pulse: PulseAudio, run: LiveRun, paths: list[str], mic: str = "emo_mic") -> None:
-    for count, path in enumerate(paths, start=1):
-        assert pulse.play(path, mic).wait(timeout=30) == 0
-        run.wait_for(lambda e, n=count: e["type"] == "speech" and e["state"] == "stop" and n <= _stops(run), 15, f"end of speech {count}")
-
-
-def _stops(run: LiveRun) -> int:
-    return sum(1 for e in list(run.events) if e["type"] == "speech" and e["state"] == "stop")
+from .realparts import LiveRun, play_each, segments, wait_for
 
 
 def test_live_events_match_replay_of_the_same_speech(pulse, clips):

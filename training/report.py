@@ -28,7 +28,7 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
         training = manifest["training"]
         lines += ["", "## Exported model", "",
                   f"- parameters: {training['parameters']}, MACs per window: {training['macs_per_window']}",
-                  f"- files: " + ", ".join(f"{k} {v['path']}" for k, v in manifest["networks"].items()),
+                  "- files: " + ", ".join(f"{k} {v['path']}" for k, v in manifest["networks"].items()),
                   f"- validation speakers (model selection): {', '.join(training['speakers']['validation'])}"]  # fmt: skip
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

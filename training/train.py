@@ -20,7 +20,7 @@ from .config import RunConfig, config_dict
 from .corpora import Utterance, data_root
 from .evaluate import plot_confusion, scores, utterance_predictions
 from .export import export_model
-from .folds import Fold, final_split, make_folds
+from .folds import Fold, final_split
 from .models import build_model, count_macs
 from .windows import normalization_scale, runtime_windows, training_windows
 

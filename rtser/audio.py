@@ -8,6 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import RtserError
+from .native import native_stderr_silenced
 
 _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0, np.dtype(np.int8): 128.0}
 
@@ -66,9 +67,10 @@ def read_blocks(path: str, block_seconds: float = 0.5) -> tuple[int, Iterator[np
     if os.path.isdir(path):
         raise RtserError(f"is a directory, not an audio file: {path}")
     try:
-        handle = soundfile.SoundFile(path)
+        with native_stderr_silenced():
+            handle = soundfile.SoundFile(path)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise RtserError(f"cannot decode audio file {path}: {_first_line(err)}") from None
+        raise RtserError(f"cannot decode audio file {path}: {_reason(err)}") from None
     if handle.samplerate <= 0 or handle.channels <= 0:
         handle.close()
         raise RtserError(f"invalid audio header in {path}")
@@ -80,16 +82,19 @@ def read_blocks(path: str, block_seconds: float = 0.5) -> tuple[int, Iterator[np
                 # Read until the decoder stops, not until the header's frame count: a truncated or
                 # still-growing file yields what it holds.
                 while True:
-                    data = handle.read(block, dtype="float32", always_2d=True)
+                    with native_stderr_silenced():
+                        data = handle.read(block, dtype="float32", always_2d=True)
                     if len(data) == 0:
                         return
                     yield data
             except (soundfile.LibsndfileError, RuntimeError) as err:
-                raise RtserError(f"cannot decode audio file {path}: {_first_line(err)}") from None
+                raise RtserError(f"cannot decode audio file {path}: {_reason(err)}") from None
 
     return handle.samplerate, blocks()
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
+def _reason(err: Exception) -> str:
+    text = (str(err).strip() or type(err).__name__).splitlines()[0]
+    if "not a regular file" in text:  # libsndfile's words for content it cannot recognise
+        return "not a recognised audio format"
+    return text

@@ -6,14 +6,12 @@ probabilities. Input and output quantization is read from the network itself.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 
 import numpy as np
 
 from .errors import RtserError
 from .manifest import Manifest, verify_network
+from .native import native_stderr_silenced
 
 BACKEND_CHOICES = ("auto", "tflite", "onnx")
 
@@ -36,20 +34,6 @@ class Backend:
             )
         if output_size != len(manifest.labels):
             raise RtserError(f"model {path} has {output_size} outputs but its manifest lists {len(manifest.labels)} labels")
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hide what native libraries print to file descriptor 2 (LiteRT announces its XNNPACK delegate)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _tflite_interpreter_class():
@@ -75,7 +59,7 @@ class TFLiteBackend(Backend):
         self.name = f"tflite ({interpreter_class.__module__.split('.')[0]})"
         path = verify_network(manifest, "tflite")
         try:
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self._interpreter = interpreter_class(model_path=path, num_threads=threads)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:

@@ -111,18 +111,19 @@ class MqttSink:
 
     def close(self, timeout: float = 5.0) -> int:
         """Publish ``offline``, wait up to ``timeout`` for queued events to be acknowledged, then
-        disconnect. Returns how many events could not be delivered."""
+        disconnect. Returns how many events were not acknowledged by the broker."""
         with self._wake:
             if self._connected:
                 self._pending.append((self.availability_topic, "offline", True))
                 self._wake.notify()
             self._wake.wait_for(lambda: not self._connected or self._all_acknowledged(), timeout)
-            undelivered = len(self._pending) + self._handed - self._acknowledged
+            waiting_events = sum(1 for _, _, retained in self._pending if not retained)
+            undelivered = waiting_events + self._handed - self._acknowledged
             self._closing = True
             self._wake.notify_all()
         self._client.disconnect()
         self._shutdown_threads()
-        return max(0, undelivered - (1 if not self._connected and undelivered else 0))
+        return undelivered
 
     def _all_acknowledged(self) -> bool:
         return not self._pending and self._handed == self._acknowledged

@@ -100,7 +100,7 @@ def cmd_listen(args) -> int:
     if config.mqtt.host:
         from .mqtt import MqttSink
 
-        mqtt = MqttSink(config.mqtt, recognizer.labels, recognizer.manifest.name)
+        mqtt = MqttSink(config.mqtt, recognizer.manifest.name)
         warning = mqtt.start()
         if warning:
             print(f"rtser: warning: {warning}", file=sys.stderr)

@@ -11,7 +11,13 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from .backends import BACKEND_CHOICES
 from .schema import build, load, load_yaml
+
+
+def _check_backoff(retry_seconds: tuple[float, float]) -> None:
+    if not 0 < retry_seconds[0] <= retry_seconds[1]:
+        raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest")
 
 
 @dataclass
@@ -30,8 +36,7 @@ class AudioSettings:
     def __post_init__(self) -> None:
         if self.block_seconds <= 0 or self.buffer_seconds < 4 * self.block_seconds:
             raise ValueError("need block_seconds > 0 and buffer_seconds >= 4 blocks")
-        if not 0 < self.retry_seconds[0] <= self.retry_seconds[1]:
-            raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest")
+        _check_backoff(self.retry_seconds)
         if self.channels is not None and self.channels < 1:
             raise ValueError("channels must be at least 1")
         if self.channel is not None and not 0 <= self.channel < (self.channels or 64):
@@ -52,8 +57,8 @@ class RecognizerSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.backend not in ("auto", "tflite", "onnx"):
-            raise ValueError(f"backend must be auto, tflite or onnx, got {self.backend!r}")
+        if self.backend not in BACKEND_CHOICES:
+            raise ValueError(f"backend must be {', '.join(BACKEND_CHOICES[:-1])} or {BACKEND_CHOICES[-1]}, got {self.backend!r}")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
 
@@ -93,8 +98,7 @@ class MqttSettings:
             raise ValueError("queue_size must be at least 1 and keepalive at least 5 seconds")
         if not self.site_id or any(c in self.site_id for c in "/#+"):
             raise ValueError(f"site_id must be non-empty without '/', '#' or '+', got {self.site_id!r}")
-        if not 0 < self.retry_seconds[0] <= self.retry_seconds[1]:
-            raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest")
+        _check_backoff(self.retry_seconds)
 
     @property
     def broker_port(self) -> int:

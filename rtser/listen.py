@@ -92,8 +92,8 @@ class Listener:
             try:
                 self.microphone.open(rescan=True)
             except RtserError as err:
-                self._report(event="retry", error=str(err), next_retry_seconds=min(2 * delay, longest))
                 delay = min(2 * delay, longest)
+                self._report(event="retry", error=str(err), next_retry_seconds=delay)
                 continue
             self.device_restarts += 1
             now = time.time()

@@ -30,13 +30,12 @@ _MAX_UNACKNOWLEDGED = 100  # handed to paho but not yet acknowledged by the brok
 class MqttSink:
     """Publishes events to an MQTT broker from a sender thread of its own."""
 
-    def __init__(self, settings: MqttSettings, labels: list[str] | tuple[str, ...] = (), model_name: str = "rtser"):
+    def __init__(self, settings: MqttSettings, model_name: str = "rtser"):
         import paho.mqtt.client as mqtt
 
         self.settings = settings
         self.base = f"rtser/{settings.site_id}"
         self.availability_topic = f"{self.base}/status"
-        self._labels = list(labels)
         self._model_name = model_name
         self._pending: deque[tuple[str, str, bool]] = deque()
         self._wake = threading.Condition()

@@ -2,7 +2,7 @@
 
 Both the board files of ``rtser listen`` and the training recipes are read with :func:`build`, so
 an unknown key or a value of the wrong type is always refused the same way, naming the key
-(``mqtt.port: expected an integer, got 'abc'``).
+(``mqtt.port: expected an integer, got str 'abc'``).
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PortAudio and libsndfile for rtser; PulseAudio (a virtual microphone), mosquitto (a real broker)
-# and openssl (its TLS certificates) for the tests of live capture and MQTT.
+# PortAudio and libsndfile for rtser; PulseAudio (a virtual microphone), mosquitto (a real broker),
+# openssl (its TLS certificates) and strace (the privacy test watches the real processes) for the
+# tests of live capture, MQTT and privacy.
 need_apt=()
-for pkg in libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins mosquitto mosquitto-clients openssl; do
+for pkg in libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins mosquitto mosquitto-clients openssl strace; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

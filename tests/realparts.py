@@ -167,11 +167,12 @@ def accepts(port: int) -> bool:
         return False
 
 
-def rtser_process(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """Start the real ``rtser`` command line in the background, reading its stdout and stderr."""
+def rtser_process(*args: str, env: dict | None = None, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Start the real ``rtser`` command line in the background (under ``prefix``, a tracer say),
+    reading its stdout and stderr."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return subprocess.Popen(
-        [sys.executable, "-m", "rtser", *args], cwd=root, env=env, text=True,
+        [*prefix, sys.executable, "-m", "rtser", *args], cwd=root, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -179,8 +180,8 @@ def rtser_process(*args: str, env: dict | None = None) -> subprocess.Popen:
 class LiveRun:
     """A running ``rtser listen`` whose JSON lines are collected as they come."""
 
-    def __init__(self, *args: str, env: dict | None = None):
-        self.process = rtser_process("listen", *args, env=env)
+    def __init__(self, *args: str, env: dict | None = None, prefix: tuple[str, ...] = ()):
+        self.process = rtser_process("listen", *args, env=env, prefix=prefix)
         self.events: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -1,5 +1,6 @@
 """Training on real corpora: loaders, speaker-independent folds, and a smoke run train -> int8 -> rtser."""
 
+import glob
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from training.config import load_config
 from training.corpora import DataMissing, data_root, load_corpora, load_emodb, load_ravdess
 from training.evaluate import NO_DECISION, scores
 from training.folds import final_split, make_folds
+from training.models import ARCHITECTURES
 
 from .conftest import ROOT, SAMPLE, run_rtser
 
@@ -92,9 +94,33 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
         assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
 
 
-@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "training", "configs"))))
+CONFIGS = os.path.join(ROOT, "training", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(CONFIGS) if n.endswith(".yaml")))
 def test_every_shipped_recipe_loads(name):
-    config = load_config(os.path.join(ROOT, "training", "configs", name))
+    config = load_config(os.path.join(CONFIGS, name))
     assert set(config.corpora) == set(config.folds)
     utterances = load_corpora(config.corpora, config.labels)
     assert {u.label for u in utterances} == set(config.labels)
+
+
+@pytest.mark.parametrize("overlay", sorted(glob.glob(os.path.join(CONFIGS, "*", "*.yaml"))))
+def test_every_overlay_applies_to_a_recipe(overlay):
+    config = load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [overlay])
+    stem = os.path.splitext(os.path.basename(overlay))[0]
+    assert config.name == f"emodb_loso-{stem}" and config.labels and config.folds == {"emodb": 10}
+    if "/architectures/" in overlay:
+        assert config.model["architecture"] in ARCHITECTURES
+
+
+def test_overlays_merge_sections_but_replace_the_model(tmp_path):
+    overlay = tmp_path / "small.yaml"
+    overlay.write_text("model: {architecture: timnet, filters: 8}\nfeatures: {n_mfcc: 39}\ntrain: {threads: 1}\n")
+    config = load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
+    assert config.model == {"architecture": "timnet", "filters": 8}  # no width left from Light-SERNet
+    assert config.features.n_mfcc == 39 and config.features.n_mels == 40
+    assert config.train.threads == 1 and config.train.epochs == 20  # the recipe's other settings stay
+    overlay.write_text("name: other\n")
+    with pytest.raises(ConfigError, match="small.yaml: an overlay cannot set name"):
+        load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])

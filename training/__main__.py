@@ -1,77 +1,40 @@
-"""``python -m training train CONFIG``: cross-validate a recipe, then train and export its model."""
+"""``python -m training train RECIPE`` and ``python -m training compare``: see ``--help``."""
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
 import sys
 import time
 
-import numpy as np
 import yaml
 
-
-def _smoke_subset(utterances, per_speaker_label: int):
-    seen: dict = {}
-    keep = []
-    for u in utterances:
-        key = (u.speaker, u.label)
-        if seen.get(key, 0) < per_speaker_label:
-            seen[key] = seen.get(key, 0) + 1
-            keep.append(u)
-    return keep
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTOCOLS = [os.path.join(HERE, "configs", name) for name in ("emodb_loso.yaml", "ravdess_actors.yaml")]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; see ``--help``."""
-    parser = argparse.ArgumentParser(prog="python -m training")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="cross-validate, then train and export the model of a recipe")
-    train.add_argument("config", help="YAML recipe, e.g. training/configs/default.yaml")
-    train.add_argument("--out", help="run folder (default runs/<name>[-smoke])")
-    train.add_argument("--smoke", action="store_true", help="tiny run for CI: few files, one fold, one epoch")
-    train.add_argument("--no-cv", action="store_true", help="skip cross-validation")
-    train.add_argument("--no-final", action="store_true", help="skip the final model")
-    train.add_argument("--install", help="copy the exported model into this folder (e.g. rtser/models/default)")
-    args = parser.parse_args(argv)
-
-    from rtser.errors import RtserError
-
-    from .audio_cache import load_waves
+def _train(args) -> int:
     from .config import config_dict, load_config
-    from .corpora import DataMissing, load_corpora
-    from .folds import make_folds
+    from .dataset import prepare
     from .report import write_report
     from .train import cross_validate, train_final
 
-    try:
-        config = load_config(args.config)
-        utterances = load_corpora(config.corpora, config.labels)
-    except (RtserError, OSError, DataMissing) as err:
-        print(f"training: error: {err}", file=sys.stderr)
-        return 2
-    epochs = config.train.epochs
-    folds = make_folds(utterances, config.folds, config.validation_speakers_per_corpus, config.train.seed)
-    if args.smoke:
-        utterances = _smoke_subset(utterances, config.smoke.files_per_speaker_label)
-        folds = make_folds(utterances, config.folds, config.validation_speakers_per_corpus, config.train.seed)[: config.smoke.folds]
-        epochs = config.smoke.epochs
+    config = load_config(args.config, args.overlays)
+    data = prepare(config, args.smoke)
     out = args.out or os.path.join("runs", config.name + ("-smoke" if args.smoke else ""))
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(json.loads(json.dumps(config_dict(config))), handle, sort_keys=False)
     started = time.time()
-    waves = load_waves(utterances, config.features.sample_rate)
-    targets = np.array([config.labels.index(u.label) for u in utterances])
-    print(f"{len(utterances)} utterances, {len({u.speaker for u in utterances})} speakers, labels {config.labels}")
-    metrics = {} if args.no_cv else cross_validate(config, utterances, waves, targets, folds, epochs, out)
+    metrics = {} if args.no_cv else cross_validate(config, data, out)
     if metrics:
         with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as handle:
             json.dump(metrics, handle, indent=1)
-    manifest = None if args.no_final else train_final(config, utterances, waves, targets, epochs, out, metrics)
-    command = "python -m training " + " ".join(argv if argv is not None else sys.argv[1:])
+    manifest = None if args.no_final else train_final(config, data, out, metrics)
+    command = "python -m training " + " ".join(args.argv)
     write_report(os.path.join(out, "report.md"), config.name, command, metrics, manifest, time.time() - started)
     if args.install and manifest:
         os.makedirs(args.install, exist_ok=True)
@@ -82,6 +45,55 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(os.path.join(out, "metrics.json"), os.path.join(args.install, "metrics.json"))
     print(f"run folder: {out}")
     return 0
+
+
+def _compare(args) -> int:
+    from .compare import compare
+
+    architectures = args.architectures or sorted(glob.glob(os.path.join(HERE, "configs", "architectures", "*.yaml")))
+    out = args.out or os.path.join("runs", "compare" + ("-smoke" if args.smoke else ""))
+    compare(args.protocols or PROTOCOLS, architectures, args.overlays, out, args.smoke, args.folds, args.epochs, args.threads)
+    print(f"table: {os.path.join(out, 'comparison.md')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; see ``--help``."""
+    parser = argparse.ArgumentParser(prog="python -m training")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="cross-validate, then train and export the model of a recipe")
+    train.add_argument("config", help="YAML recipe, e.g. training/configs/default.yaml")
+    train.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML",
+                       help="overlay whose top-level keys replace the recipe's (e.g. an architecture file)")  # fmt: skip
+    train.add_argument("--out", help="run folder (default runs/<name>[-smoke])")
+    train.add_argument("--smoke", action="store_true", help="tiny run for CI: few files, one fold, one epoch")
+    train.add_argument("--no-cv", action="store_true", help="skip cross-validation")
+    train.add_argument("--no-final", action="store_true", help="skip the final model")
+    train.add_argument("--install", help="copy the exported model into this folder (e.g. rtser/models/default)")
+    compare = sub.add_parser("compare", help="cross-validate several architectures under the same protocols")
+    compare.add_argument("--protocol", dest="protocols", action="append", metavar="YAML",
+                         help="recipe giving corpora, labels and folds (default: emodb_loso and ravdess_actors)")  # fmt: skip
+    compare.add_argument("--architecture", dest="architectures", action="append", metavar="YAML",
+                         help="architecture overlay (default: every file in training/configs/architectures)")  # fmt: skip
+    compare.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML",
+                         help="further overlay for every run (e.g. training/configs/augment/matlab.yaml)")  # fmt: skip
+    compare.add_argument("--folds", type=int, help="only the first N folds of each protocol")
+    compare.add_argument("--epochs", type=int, help="epochs instead of the recipe's")
+    compare.add_argument("--threads", type=int, help="CPU threads for training instead of the recipe's")
+    compare.add_argument("--out", help="folder of the runs and the table (default runs/compare[-smoke])")
+    compare.add_argument("--smoke", action="store_true", help="tiny runs for CI: few files, one fold, one epoch")
+    args = parser.parse_args(argv)
+    args.argv = argv if argv is not None else sys.argv[1:]
+
+    from rtser.errors import RtserError
+
+    from .corpora import DataMissing
+
+    try:
+        return _train(args) if args.command == "train" else _compare(args)
+    except (RtserError, OSError, DataMissing) as err:
+        print(f"training: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

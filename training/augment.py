@@ -1,7 +1,7 @@
 """Data augmentation, each kind switchable in the training config.
 
-Waveform: gain, speed perturbation, reverberation with real room impulse responses, additive real
-noise at a random SNR. Features: random crops of the utterance and SpecAugment masks.
+Waveform: gain, speed perturbation, pitch shift, circular time shift, reverberation with real room
+impulse responses, additive real noise at a random SNR. Features: random crops of the utterance and SpecAugment masks.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     speed_prob: float = 0.3
     speed: tuple[float, float] = (0.9, 1.1)
+    pitch_prob: float = 0.0
+    pitch_semitones: tuple[float, float] = (-2.0, 2.0)
+    shift_prob: float = 0.0
+    shift_seconds: float = 0.3
     reverb_prob: float = 0.3
     noise_prob: float = 0.5
     snr_db: tuple[float, float] = (5.0, 30.0)
@@ -62,6 +66,10 @@ class Augmenter:
         if self._happens(c.speed_prob):
             factor = self.rng.uniform(*c.speed)
             out = soxr.resample(out, self.rate * factor, self.rate, quality="HQ").astype(np.float32)
+        if self._happens(c.pitch_prob):
+            out = self._pitch_shift(out, self.rng.uniform(*c.pitch_semitones))
+        if self._happens(c.shift_prob):
+            out = np.roll(out, int(self.rng.uniform(-c.shift_seconds, c.shift_seconds) * self.rate))
         if self._happens(c.reverb_prob):
             rir = self.rirs[self.rng.integers(len(self.rirs))]
             n = len(out) + len(rir) - 1
@@ -73,6 +81,11 @@ class Augmenter:
         if self._happens(c.gain_prob):
             out = out * np.float32(10 ** (self.rng.uniform(*c.gain_db) / 20))
         return np.clip(out, -1, 1).astype(np.float32)
+
+    def _pitch_shift(self, samples: np.ndarray, semitones: float) -> np.ndarray:
+        import librosa
+
+        return librosa.effects.pitch_shift(samples, sr=self.rate, n_steps=semitones, res_type="soxr_hq").astype(np.float32)
 
     def _add_noise(self, samples: np.ndarray, snr_db: float) -> np.ndarray:
         noise = self.noises[self.rng.integers(len(self.noises))]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from rtser.features import FeatureConfig
 from rtser.manifest import SpeechGateSpec, WindowSpec
-from rtser.schema import load
+from rtser.schema import ConfigError, load, load_yaml
 
 from .augment import AugmentConfig
 
@@ -56,9 +57,31 @@ class RunConfig:
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
 
 
-def load_config(path: str) -> RunConfig:
-    """Read a YAML training config; unknown keys and wrong types raise ConfigError naming the key."""
-    return load(RunConfig, path)
+def _merge(base: dict, overlay: dict) -> dict:
+    """``base`` with ``overlay``'s keys: mappings merge key by key, except ``model``, which is
+    replaced whole (its options belong to one architecture)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "model":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
+    """Read a YAML training recipe, then each overlay file on top of it (an architecture file brings
+    ``model`` and ``features``; see :func:`_merge`); overlay names join the run's name. Unknown keys
+    and wrong types raise ConfigError naming the files and the key."""
+    raw = load_yaml(path)
+    for overlay in overlays:
+        extra = load_yaml(overlay)
+        if "name" in extra:
+            raise ConfigError(f"{overlay}: an overlay cannot set name")
+        raw = _merge(raw, extra)
+    config = load(RunConfig, " + ".join([path, *overlays]), raw)
+    stems = [os.path.splitext(os.path.basename(o))[0] for o in overlays]
+    return dataclasses.replace(config, name="-".join([config.name, *stems]))
 
 
 def config_dict(config: RunConfig) -> dict:

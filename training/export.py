@@ -15,12 +15,15 @@ import numpy as np
 import torch
 
 from rtser.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_of
+from rtser.native import native_stderr_silenced
+
+from .models import deployable
 
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence the converters' progress chatter and warnings."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    """Silence the converters' progress chatter and warnings (their native code's too)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         warnings.simplefilter("ignore")
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)
@@ -111,7 +114,7 @@ def export_model(model: torch.nn.Module, spec: Manifest, calibration: np.ndarray
                  training: dict, metrics: dict) -> dict:  # fmt: skip
     """Write ``model.tflite``, ``model.onnx`` and ``model.json`` into ``folder``; return the manifest."""
     os.makedirs(folder, exist_ok=True)
-    model = model.cpu().eval()
+    model = deployable(model)
     networks = {
         "tflite": export_tflite_int8(model, calibration, os.path.join(folder, "model.tflite")),
         "onnx": export_onnx_int8(model, calibration, os.path.join(folder, "model.onnx")),

@@ -20,8 +20,9 @@ from .config import RunConfig, config_dict
 from .corpora import Utterance, data_root
 from .evaluate import plot_confusion, scores, utterance_predictions
 from .export import export_model
-from .folds import Fold, final_split
-from .models import build_model, count_macs
+from .dataset import RunData
+from .folds import final_split
+from .models import build_model, footprint
 from .windows import normalization_scale, runtime_windows, training_windows
 
 
@@ -72,7 +73,8 @@ class Trainer:
         spec = model_spec(self.config, normalization_scale(train_waves, model_spec(cfg, np.ones(cfg.features.n_features))))
         val_windows = runtime_windows([self.waves[i] for i in val_idx], spec)
         val_truth = self.targets[val_idx]
-        model = build_model(cfg.model["architecture"], len(cfg.labels), **{k: v for k, v in cfg.model.items() if k != "architecture"})
+        options = {k: v for k, v in cfg.model.items() if k != "architecture"}
+        model = build_model(cfg.model["architecture"], len(cfg.labels), cfg.features.n_features, **options)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
         counts = np.bincount(self.targets[train_idx], minlength=len(cfg.labels)).astype(np.float32)
@@ -147,12 +149,13 @@ def _breakdown(utterances, idx, truth, predictions, labels) -> dict:
     return out
 
 
-def cross_validate(config: RunConfig, utterances, waves, targets, folds: list[Fold], epochs: int, out: str) -> dict:
+def cross_validate(config: RunConfig, data: RunData, out: str) -> dict:
     """Train, export and evaluate each fold; pooled figures for float, int8 TFLite and int8 ONNX."""
-    trainer = Trainer(config, waves, targets, epochs)
+    utterances, waves, targets = data.utterances, data.waves, data.targets
+    trainer = Trainer(config, waves, targets, data.epochs)
     pooled = {"float": [], "tflite": [], "onnx": []}
     pooled_idx, per_fold = [], {}
-    for k, fold in enumerate(folds):
+    for k, fold in enumerate(data.folds):
         print(f"{fold.name}: test {sorted(fold.test)}, validation {sorted(fold.validation)}")
         fold_dir = os.path.join(out, fold.name)
         os.makedirs(fold_dir, exist_ok=True)
@@ -176,7 +179,7 @@ def cross_validate(config: RunConfig, utterances, waves, targets, folds: list[Fo
     truth = targets[pooled_idx]
     metrics = {kind: _breakdown(utterances, pooled_idx, truth, np.concatenate(p), config.labels) for kind, p in pooled.items()}
     metrics["per_fold_ua"] = per_fold
-    metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": sorted(fold.validation)} for fold in folds}
+    metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": sorted(fold.validation)} for fold in data.folds}
     for kind in ("float", "tflite", "onnx"):
         plot_confusion(metrics[kind]["all"]["confusion"], config.labels, f"{config.name} {kind} (UA {metrics[kind]['all']['ua']:.3f})",
                        os.path.join(out, f"confusion-{kind}.png"))  # fmt: skip
@@ -191,10 +194,11 @@ def _calibration(trainer: Trainer, train_idx: list[int], spec: Manifest, count: 
     return np.stack(windows)
 
 
-def train_final(config: RunConfig, utterances, waves, targets, epochs: int, out: str, cv_metrics: dict) -> dict:
+def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) -> dict:
     """Train on all speakers but a few validation speakers and export the shipped model."""
+    utterances = data.utterances
     split = final_split(utterances, config.validation_speakers_per_corpus, config.train.seed)
-    trainer = Trainer(config, waves, targets, epochs)
+    trainer = Trainer(config, data.waves, data.targets, data.epochs)
     train_idx, val_idx = _indices(utterances, split.train), _indices(utterances, split.validation)
     final_dir = os.path.join(out, "final")
     os.makedirs(final_dir, exist_ok=True)
@@ -204,8 +208,7 @@ def train_final(config: RunConfig, utterances, waves, targets, epochs: int, out:
     training = {
         "recipe": config_dict(config),
         "architecture": config.model,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "macs_per_window": count_macs(model, x_shape),
+        **footprint(model, x_shape),
         "speakers": {"train": sorted(split.train), "validation": sorted(split.validation)},
         "epochs_run": len(history),
         "torch": torch.__version__,

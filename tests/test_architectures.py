@@ -1,0 +1,86 @@
+"""The literature's architectures: what each promises structurally, and that every one of them
+trains, exports to int8 TFLite and ONNX, and runs in ``rtser replay`` (smoke comparison)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from training.models import ARCHITECTURES, build_model, deployable, footprint
+from training.models.cnn_lstm import CnnLstm
+from training.models.timnet import CausalConv, SineKernel
+
+from .conftest import ROOT, SAMPLE, run_rtser
+
+FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_architecture_gives_probabilities_and_its_deployable_form_agrees(name):
+    torch.manual_seed(0)
+    model = build_model(name, 7, FEATURES[name]).eval()
+    x = torch.randn(3, 1, 297, FEATURES[name])
+    with torch.no_grad():
+        probs, baked = model(x), deployable(model)(x)
+    assert probs.shape == (3, 7) and torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(probs, baked, atol=1e-5)
+    assert footprint(model, (1, 1, 297, FEATURES[name]))["macs_per_window"] > 0
+
+
+@pytest.mark.parametrize("pooling, steps", [("paper", 3), ("sequence", 38)])
+def test_cnn_lstm_pooling_decides_how_many_steps_the_lstm_sees(pooling, steps):
+    model = CnnLstm(6, 64, width=0.25, hidden=8, pooling=pooling).eval()
+    seen = []
+    model.lstm.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[1]))
+    with torch.no_grad():
+        model(torch.randn(1, 1, 297, 64))
+    assert seen == [steps]
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv1d(4, 4, 2, dilation=8), SineKernel(4, 4, span=64, taps=9)])
+def test_temporal_convolutions_are_causal(conv):
+    causal = CausalConv(conv).eval()
+    x = torch.randn(1, 4, 200)
+    changed = x.clone()
+    changed[..., 120:] += 1.0  # the future of step 119
+    with torch.no_grad():
+        before, after = causal(x), causal(changed)
+    assert before.shape == x.shape
+    assert torch.equal(before[..., :120], after[..., :120]) and not torch.equal(before[..., 120:], after[..., 120:])
+
+
+def test_continuous_kernel_bakes_into_the_convolution_it_generates():
+    kernel = SineKernel(3, 5, span=32, taps=9, omega=25.0)
+    conv = kernel.baked()
+    assert conv.kernel_size == (9,) and conv.dilation == (4,)
+    x = torch.randn(2, 3, 100)
+    with torch.no_grad():
+        assert torch.allclose(kernel(x), conv(x), atol=1e-6)
+
+
+def test_every_architecture_trains_exports_and_runs_in_rtser(tmp_path):
+    out = tmp_path / "compare"
+    env = dict(os.environ, RTSER_CACHE=str(tmp_path / "cache"))
+    protocol = os.path.join(ROOT, "training", "configs", "emodb_loso.yaml")
+    done = subprocess.run([sys.executable, "-m", "training", "compare", "--smoke", "--protocol", protocol, "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((out / "comparison.json").read_text())
+    names = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(ROOT, "training", "configs", "architectures")))
+    assert sorted(r["architecture"] for r in rows) == names
+    table = (out / "comparison.md").read_text()
+    for row in rows:
+        assert f"| {row['architecture']} |" in table
+        assert all(0 <= row["ua"][kind] <= 1 for kind in ("float", "tflite", "onnx"))
+        assert row["kb"]["tflite"] > 0 and row["latency_ms"]["onnx"] > 0
+        model = out / row["run"] / row["folds"][0] / "model"
+        for backend in ("tflite", "onnx"):
+            replay = run_rtser("replay", SAMPLE, "--model", str(model), "--backend", backend)
+            assert replay.returncode == 0 and replay.stderr == "", replay.stderr
+            assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
+    assert (out / "comparison.png").stat().st_size > 0

@@ -1,0 +1,49 @@
+"""Attention-based fully convolutional network (Zhang et al., 2019) on log-mel windows."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Classifier, scaled
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.MaxPool2d(2, ceil_mode=True))  # fmt: skip
+
+
+class AttentionPooling(nn.Module):
+    """e_i = uᵀ tanh(W a_i + b), α = softmax(λ e), c = Σ α_i a_i over all time-frequency positions."""
+
+    def __init__(self, channels: int, size: int, sharpness: float):
+        super().__init__()
+        self.project = nn.Linear(channels, size)
+        self.score = nn.Linear(size, 1, bias=False)
+        self.sharpness = sharpness
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """``[batch, channels, time, freq]`` -> ``[batch, channels]``."""
+        a = a.flatten(2).transpose(1, 2)  # [batch, positions, channels]
+        e = self.score(torch.tanh(self.project(a)))  # [batch, positions, 1]
+        alpha = torch.softmax(self.sharpness * e, dim=1)
+        return (alpha * a).sum(dim=1)
+
+
+class AttentionFcn(Classifier):
+    """Four convolution blocks (32, 64, 96, 128 filters at width 1) keep a time-frequency map; the
+    attention pooling weighs its positions (λ = ``sharpness``), so any ``n_features`` fits; dropout;
+    one dense layer."""
+
+    def __init__(self, n_classes: int, n_features: int, width: float = 1.0, attention: int = 64, sharpness: float = 0.5,
+                 dropout: float = 0.3):  # fmt: skip
+        super().__init__()
+        w = scaled(width)
+        widths = (w(32), w(64), w(96), w(128))
+        self.blocks = nn.Sequential(*[_block(c_in, c_out) for c_in, c_out in zip((1, *widths[:-1]), widths)])
+        self.pool = AttentionPooling(widths[-1], attention, sharpness)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(widths[-1], n_classes)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(self.blocks(x))))

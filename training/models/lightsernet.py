@@ -1,0 +1,49 @@
+"""Light-SERNet (Aftab et al., ICASSP 2022)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Classifier, scaled
+
+
+def _block(c_in: int, c_out: int, kernel, pool) -> nn.Sequential:
+    """Local feature learning block: convolution, batch norm, ReLU, average pooling."""
+    padding = tuple(k // 2 for k in kernel)
+    layers = [nn.Conv2d(c_in, c_out, kernel, padding=padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    if pool is not None:
+        layers.append(nn.AvgPool2d(pool))
+    return nn.Sequential(*layers)
+
+
+class LightSERNet(Classifier):
+    """Light-SERNet (Aftab et al., ICASSP 2022) on ``[batch, 1, time, mfcc]`` windows.
+
+    Three parallel paths (11x1 along time, 1x9 along frequency, 3x3) of 32 filters each, then local
+    feature learning blocks of 64, 96, 128 and 160 filters and a 1x1 block of 320, global average
+    pooling, dropout and one dense layer. ``width`` scales every filter count (1.0 is the paper's);
+    global pooling makes it independent of ``n_features``.
+    """
+
+    def __init__(self, n_classes: int, n_features: int, width: float = 1.0, dropout: float = 0.3):
+        super().__init__()
+        w = scaled(width)
+        self.paths = nn.ModuleList(
+            [_block(1, w(32), k, (2, 2)) for k in ((11, 1), (1, 9), (3, 3))]
+        )
+        self.body = nn.Sequential(
+            _block(3 * w(32), w(64), (3, 3), (2, 2)),
+            _block(w(64), w(96), (3, 3), (2, 2)),
+            _block(w(96), w(128), (3, 3), (2, 1)),
+            _block(w(128), w(160), (3, 3), (2, 1)),
+            _block(w(160), w(320), (1, 1), None),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(w(320), n_classes)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalised class scores."""
+        x = torch.cat([path(x) for path in self.paths], dim=1)
+        x = self.body(x).mean(dim=(2, 3))
+        return self.head(self.dropout(x))

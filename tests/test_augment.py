@@ -1,0 +1,63 @@
+"""Augmentation does what its config says, on real noise files (the MATLAB example's recipe included)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from training.augment import AugmentConfig, Augmenter
+from training.config import load_config
+
+from .conftest import DATA, ROOT
+
+RATE = 16000
+OFF = dict(gain_prob=0.0, speed_prob=0.0, reverb_prob=0.0, noise_prob=0.0)
+
+
+def tone(hz: float, seconds: float = 1.0) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE)).astype(np.float32)
+
+
+def peak_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * RATE / len(samples))
+
+
+def augmenter(**settings) -> Augmenter:
+    return Augmenter(AugmentConfig(**{**OFF, **settings}), os.path.join(DATA, "noise"), RATE, seed=1)
+
+
+def test_pitch_shift_moves_the_pitch_by_the_semitones_and_keeps_the_length():
+    shifted = augmenter(pitch_prob=1.0, pitch_semitones=(2.0, 2.0)).wave(tone(440))
+    assert len(shifted) == RATE
+    assert peak_hz(shifted) == pytest.approx(440 * 2 ** (2 / 12), rel=0.01)
+
+
+def test_time_shift_rolls_the_audio_by_at_most_the_range():
+    samples = tone(440)
+    samples[:100] = 0.9  # a marker
+    shifted = augmenter(shift_prob=1.0, shift_seconds=0.3).wave(samples)
+    moved = int(np.argmax(shifted > 0.85))
+    assert 0 < min(moved, RATE - moved) <= 0.3 * RATE + 100
+
+
+@pytest.mark.parametrize("snr", [0.0, 40.0])
+def test_noise_is_added_at_the_drawn_snr(snr):
+    clean = tone(440, 0.5)
+    noise = augmenter(noise_prob=1.0, snr_db=(snr, snr)).wave(clean) - clean
+    assert 10 * np.log10(np.mean(clean**2) / np.mean(noise**2)) == pytest.approx(snr, abs=0.5)
+
+
+def test_noise_at_minus_20_db_buries_the_speech_and_stays_in_range():
+    clean = tone(440, 0.5)
+    noisy = augmenter(noise_prob=1.0, snr_db=(-20.0, -20.0)).wave(clean)
+    assert np.max(np.abs(noisy)) <= 1.0  # clipped to full scale
+    assert np.mean((noisy - clean) ** 2) > 10 * np.mean(clean**2)
+
+
+def test_matlab_recipe_overlay_switches_on_exactly_its_augmentations():
+    config = load_config(os.path.join(ROOT, "training", "configs", "emodb_loso.yaml"),
+                         [os.path.join(ROOT, "training", "configs", "augment", "matlab.yaml")])  # fmt: skip
+    a = config.augment
+    assert (a.pitch_prob, a.shift_prob, a.shift_seconds, a.noise_prob, a.snr_db) == (0.5, 1.0, 0.3, 1.0, (-20.0, 40.0))
+    assert a.gain_prob == a.speed_prob == a.reverb_prob == 0 and a.time_masks == a.freq_masks == 0

@@ -3,8 +3,9 @@
 Each (protocol, architecture) pair is cross-validated exactly as ``python -m training train`` does
 (the float network and the int8 files as rtser runs them, on the runtime's own windows), then the
 first fold's exported files are measured: size, and latency per window in rtser on one thread.
-Results accumulate in ``comparison.json`` (a pair already there is not run again), and
-``comparison.md`` and ``comparison.png`` are rewritten after each pair.
+Results accumulate in ``comparison.json`` (a pair already there is not run again, so runs of
+different protocols can be made apart and their rows joined), and ``comparison.md`` and
+``comparison.png`` are rewritten after each pair and at the end.
 """
 
 from __future__ import annotations
@@ -93,9 +94,16 @@ def compare(protocols: list[str], architectures: list[str], overlays: list[str],
             rows.append(run_pair(protocol, architecture, overlays, out, smoke, max_folds, epochs, threads))
             with open(path, "w", encoding="utf-8") as handle:
                 json.dump(rows, handle, indent=1)
-            write_table(rows, os.path.join(out, "comparison.md"))
-            plot(rows, os.path.join(out, "comparison.png"))
+            write_outputs(rows, out)
+    write_outputs(rows, out)
     return rows
+
+
+def write_outputs(rows: list[dict], out: str) -> None:
+    """``comparison.md`` and ``comparison.png`` from the rows so far."""
+    if rows:
+        write_table(rows, os.path.join(out, "comparison.md"))
+        plot(rows, os.path.join(out, "comparison.png"))
 
 
 def _ua(row: dict | None) -> str:

@@ -21,7 +21,8 @@ class SineKernel(nn.Module):
     def __init__(self, c_in: int, c_out: int, span: int, taps: int, hidden: int = 32, omega: float = 25.0):
         super().__init__()
         self.taps = max(2, min(taps, span + 1))
-        self.dilation = math.ceil(span / (self.taps - 1))
+        self.kernel_size = (self.taps,)  # named like nn.Conv1d's, so CausalConv pads both alike
+        self.dilation = (math.ceil(span / (self.taps - 1)),)
         self.shape = (c_out, c_in)
         self.omega = omega
         self.register_buffer("positions", torch.linspace(-1.0, 0.0, self.taps)[:, None])
@@ -41,7 +42,7 @@ class SineKernel(nn.Module):
         return self.layers[2](x).T.reshape(*self.shape, self.taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.conv1d(x, self.kernel(), self.bias, dilation=self.dilation)
+        return nn.functional.conv1d(x, self.kernel(), self.bias, dilation=self.dilation[0])
 
     def baked(self) -> nn.Conv1d:
         """The plain convolution with the generated kernel, for export."""
@@ -58,9 +59,7 @@ class CausalConv(nn.Module):
     def __init__(self, conv: nn.Module):
         super().__init__()
         self.conv = conv
-        taps = conv.taps if isinstance(conv, SineKernel) else conv.kernel_size[0]
-        dilation = conv.dilation if isinstance(conv, SineKernel) else conv.dilation[0]
-        self.padding = (taps - 1) * dilation
+        self.padding = (conv.kernel_size[0] - 1) * conv.dilation[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(nn.functional.pad(x, (self.padding, 0)))

@@ -23,7 +23,7 @@ FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_every_architecture_gives_probabilities_and_its_deployable_form_agrees(name):
     torch.manual_seed(0)
-    model = build_model(name, 7, FEATURES[name]).eval()
+    model = build_model({"architecture": name}, 7, FEATURES[name]).eval()
     x = torch.randn(3, 1, 297, FEATURES[name])
     with torch.no_grad():
         probs, baked = model(x), deployable(model)(x)

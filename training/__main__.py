@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="cross-validate, then train and export the model of a recipe")
     train.add_argument("config", help="YAML recipe, e.g. training/configs/default.yaml")
     train.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML",
-                       help="overlay whose top-level keys replace the recipe's (e.g. an architecture file)")  # fmt: skip
+                       help="overlay merged into the recipe (e.g. an architecture file); repeatable")  # fmt: skip
     train.add_argument("--out", help="run folder (default runs/<name>[-smoke])")
     train.add_argument("--smoke", action="store_true", help="tiny run for CI: few files, one fold, one epoch")
     train.add_argument("--no-cv", action="store_true", help="skip cross-validation")

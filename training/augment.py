@@ -1,7 +1,8 @@
 """Data augmentation, each kind switchable in the training config.
 
 Waveform: gain, speed perturbation, pitch shift, circular time shift, reverberation with real room
-impulse responses, additive real noise at a random SNR. Features: random crops of the utterance and SpecAugment masks.
+impulse responses, additive real noise at a random SNR. Features: random crops of the utterance and
+SpecAugment masks.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import numpy as np
 from rtser.backends import load_backend
 from rtser.manifest import load_manifest
 
-from .config import load_config
+from .config import file_stem, load_config
 from .dataset import prepare
 from .models import build_model, footprint
 from .train import cross_validate
@@ -43,7 +43,7 @@ def latency_ms(folder: str, kind: str, windows: np.ndarray, repeats: int = 100) 
 
 
 def _stem(*paths: str) -> str:
-    return "+".join(os.path.splitext(os.path.basename(p))[0] for p in paths)
+    return "+".join(file_stem(p) for p in paths)
 
 
 def run_pair(protocol: str, architecture: str, overlays: list[str], out: str, smoke: bool,
@@ -62,8 +62,7 @@ def run_pair(protocol: str, architecture: str, overlays: list[str], out: str, sm
     folder = os.path.join(run_dir, data.folds[0].name, "model")
     manifest = load_manifest(folder)
     windows = np.concatenate(runtime_windows(data.waves[:30], manifest))
-    options = {k: v for k, v in config.model.items() if k != "architecture"}
-    network = build_model(config.model["architecture"], len(config.labels), config.features.n_features, **options)
+    network = build_model(config.model, len(config.labels), config.features.n_features)
     return {
         "architecture": _stem(architecture, *overlays),
         "protocol": _stem(protocol),

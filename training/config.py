@@ -80,8 +80,12 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
             raise ConfigError(f"{overlay}: an overlay cannot set name")
         raw = _merge(raw, extra)
     config = load(RunConfig, " + ".join([path, *overlays]), raw)
-    stems = [os.path.splitext(os.path.basename(o))[0] for o in overlays]
-    return dataclasses.replace(config, name="-".join([config.name, *stems]))
+    return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
+
+
+def file_stem(path: str) -> str:
+    """A config file's name without folder and extension (``architectures/timnet.yaml`` -> ``timnet``)."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def config_dict(config: RunConfig) -> dict:

@@ -73,8 +73,7 @@ class Trainer:
         spec = model_spec(self.config, normalization_scale(train_waves, model_spec(cfg, np.ones(cfg.features.n_features))))
         val_windows = runtime_windows([self.waves[i] for i in val_idx], spec)
         val_truth = self.targets[val_idx]
-        options = {k: v for k, v in cfg.model.items() if k != "architecture"}
-        model = build_model(cfg.model["architecture"], len(cfg.labels), cfg.features.n_features, **options)
+        model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
         counts = np.bincount(self.targets[train_idx], minlength=len(cfg.labels)).astype(np.float32)

@@ -22,9 +22,11 @@ ARCHITECTURES = {
 }
 
 
-def build_model(name: str, n_classes: int, n_features: int, **options) -> nn.Module:
-    """The architecture called ``name`` for windows of ``n_features`` values per frame, with its
-    options from the config."""
+def build_model(settings: dict, n_classes: int, n_features: int) -> nn.Module:
+    """The network a recipe's ``model:`` section describes (``architecture`` and its options), for
+    windows of ``n_features`` values per frame."""
+    options = dict(settings)
+    name = options.pop("architecture")
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r} (known: {', '.join(ARCHITECTURES)})")
     return ARCHITECTURES[name](n_classes, n_features, **options)

@@ -15,6 +15,7 @@ from training.corpora import DataMissing, data_root, load_corpora, load_emodb, l
 from training.evaluate import NO_DECISION, scores
 from training.folds import final_split, make_folds
 from training.models import ARCHITECTURES
+from training.train import mixup
 
 from .conftest import ROOT, SAMPLE, run_rtser
 
@@ -77,10 +78,12 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
 def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, RTSER_CACHE=str(tmp_path / "cache"))
-    done = subprocess.run(
-        [sys.executable, "-m", "training", "train", "training/configs/default.yaml", "--smoke", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+
+    def train_smoke(*extra):
+        command = [sys.executable, "-m", "training", "train", "training/configs/default.yaml", "--smoke", "--out", str(out)]
+        return subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+    done = train_smoke()
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     for kind in ("float", "tflite", "onnx"):
@@ -92,6 +95,19 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
         replay = run_rtser("replay", SAMPLE, "--model", str(out / "model"), "--backend", kind)
         assert replay.returncode == 0, replay.stderr
         assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
+
+    # the fold's results are kept: the same command resumes without training it again
+    fold_json = out / "fold00" / "fold.json"
+    stamp = fold_json.stat().st_mtime_ns
+    again = train_smoke("--no-final")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert fold_json.stat().st_mtime_ns == stamp and "epoch 1:" not in again.stdout + again.stderr
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    # ...but never mixes another recipe's folds in, and names only folds that exist
+    other = train_smoke("--no-final", "--with", "training/configs/architectures/attention_fcn.yaml")
+    assert other.returncode == 2 and "another recipe" in other.stderr and "Traceback" not in other.stderr
+    missing = train_smoke("--no-final", "--run-folds", "3")
+    assert missing.returncode == 2 and "fold 3 does not exist" in missing.stderr
 
 
 CONFIGS = os.path.join(ROOT, "training", "configs")
@@ -124,3 +140,15 @@ def test_overlays_merge_sections_but_replace_the_model(tmp_path):
     overlay.write_text("name: other\n")
     with pytest.raises(ConfigError, match="small.yaml: an overlay cannot set name"):
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
+
+
+def test_mixup_pairs_each_example_with_another_and_is_off_at_alpha_zero():
+    rng = np.random.default_rng(0)
+    share, partner = mixup(8, 0.0, rng)
+    assert share == 1.0 and partner.tolist() == list(range(8))
+    shares = []
+    for _ in range(50):
+        share, partner = mixup(8, 0.4, rng)
+        assert sorted(partner.tolist()) == list(range(8))
+        shares.append(share)
+    assert 0 < min(shares) and max(shares) < 1 and np.std(shares) > 0.1  # Beta(0.4, 0.4) is U-shaped

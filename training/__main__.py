@@ -29,7 +29,7 @@ def _train(args) -> int:
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(json.loads(json.dumps(config_dict(config))), handle, sort_keys=False)
     started = time.time()
-    metrics = {} if args.no_cv else cross_validate(config, data, out)
+    metrics = {} if args.no_cv else cross_validate(config, data, out, args.run_folds)
     if metrics:
         with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as handle:
             json.dump(metrics, handle, indent=1)
@@ -57,6 +57,18 @@ def _compare(args) -> int:
     return 0
 
 
+def _fold_set(text: str) -> set[int]:
+    """``0-4,7`` -> {0, 1, 2, 3, 4, 7}."""
+    folds: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            folds.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fold list like 0-4 or 5,7") from None
+    return folds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; see ``--help``."""
     parser = argparse.ArgumentParser(prog="python -m training")
@@ -67,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="overlay merged into the recipe (e.g. an architecture file); repeatable")  # fmt: skip
     train.add_argument("--out", help="run folder (default runs/<name>[-smoke])")
     train.add_argument("--smoke", action="store_true", help="tiny run for CI: few files, one fold, one epoch")
+    train.add_argument("--run-folds", type=_fold_set, metavar="A-B",
+                       help="train only these folds (e.g. 0-4 or 5,7); folds already in the run folder are "
+                            "kept, so processes can share a run's folds and a stopped run resumes")  # fmt: skip
     train.add_argument("--no-cv", action="store_true", help="skip cross-validation")
     train.add_argument("--no-final", action="store_true", help="skip the final model")
     train.add_argument("--install", help="copy the exported model into this folder (e.g. rtser/models/default)")

@@ -26,6 +26,7 @@ class TrainSettings:
     focal_gamma: float = 2.0
     label_smoothing: float = 0.1
     class_weights: bool = True
+    mixup_alpha: float = 0.0  # 0 switches mixup off
     seed: int = 0
     threads: int = 2
 

@@ -12,7 +12,8 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
     lines = [f"# Training report: {name}", "", f"Reproduce: `{command}`", "",
              f"Wall time: {seconds / 60:.1f} min on this machine.", ""]  # fmt: skip
     if metrics:
-        lines += ["## Speaker-independent cross-validation (pooled over folds)", "",
+        folds = metrics["folds"]
+        lines += [f"## Speaker-independent cross-validation (pooled over {folds['pooled']} of {folds['of']} folds)", "",
                   "| artifact / test speakers | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
         for kind in ("float", "tflite", "onnx"):
             for part, values in metrics[kind].items():

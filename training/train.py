@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from rtser.backends import load_backend
 from rtser.manifest import Manifest, load_manifest
+from rtser.schema import ConfigError
 
 from .augment import Augmenter
 from .config import RunConfig, config_dict
@@ -37,6 +38,14 @@ def focal_loss(logits, target, weight, gamma, smoothing):
     ce = nn.functional.cross_entropy(logits, target, weight=weight, reduction="none", label_smoothing=smoothing)
     p = torch.softmax(logits, -1).gather(1, target[:, None])[:, 0]
     return ((1 - p) ** gamma * ce).mean()
+
+
+def mixup(batch: int, alpha: float, rng: np.random.Generator) -> tuple[float, torch.Tensor]:
+    """Mixup (Zhang et al. 2018): the share of each example kept, drawn from Beta(alpha, alpha), and
+    the partner each is mixed with; alpha 0 keeps examples whole."""
+    if alpha <= 0:
+        return 1.0, torch.arange(batch)
+    return float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(batch))
 
 
 def predict_windows(model: nn.Module, windows: list[np.ndarray], batch: int = 256) -> list[np.ndarray]:
@@ -78,6 +87,13 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
         counts = np.bincount(self.targets[train_idx], minlength=len(cfg.labels)).astype(np.float32)
         weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(counts)) if settings.class_weights else None
+        mixer = np.random.default_rng(seed)
+
+        def loss_of(logits, target):
+            if settings.loss == "focal":
+                return focal_loss(logits, target, weight, settings.focal_gamma, settings.label_smoothing)
+            return nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=settings.label_smoothing)
+
         augmenter = Augmenter(cfg.augment, os.path.join(data_root(), "noise"), cfg.features.sample_rate, seed)
         best, best_ua, history, stale = None, -1.0, [], 0
         for epoch in range(self.epochs):
@@ -89,12 +105,10 @@ class Trainer:
             batches = range(0, len(order), settings.batch_size)
             for start in tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch"):
                 idx = order[start : start + settings.batch_size]
-                logits = model.logits(torch.from_numpy(x[idx, None]))
-                target = torch.from_numpy(y[idx])
-                if settings.loss == "focal":
-                    loss = focal_loss(logits, target, weight, settings.focal_gamma, settings.label_smoothing)
-                else:
-                    loss = nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=settings.label_smoothing)
+                inputs, target = torch.from_numpy(x[idx, None]), torch.from_numpy(y[idx])
+                share, partner = mixup(len(idx), settings.mixup_alpha, mixer)
+                logits = model.logits(share * inputs + (1 - share) * inputs[partner])
+                loss = share * loss_of(logits, target) + (1 - share) * loss_of(logits, target[partner])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -148,40 +162,93 @@ def _breakdown(utterances, idx, truth, predictions, labels) -> dict:
     return out
 
 
-def cross_validate(config: RunConfig, data: RunData, out: str) -> dict:
-    """Train, export and evaluate each fold; pooled figures for float, int8 TFLite and int8 ONNX."""
-    utterances, waves, targets = data.utterances, data.waves, data.targets
-    trainer = Trainer(config, waves, targets, data.epochs)
-    pooled = {"float": [], "tflite": [], "onnx": []}
-    pooled_idx, per_fold = [], {}
+def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[int] | None = None) -> dict:
+    """Train, export and evaluate each fold; pooled figures for float, int8 TFLite and int8 ONNX.
+
+    Each fold's decisions are kept in its folder (``fold.json``) and a fold already there is not
+    trained again: an interrupted run resumes, and ``run_folds`` (fold indices) lets several processes
+    share one run folder's folds. Pooled figures cover every fold with results, and say which.
+    """
+    unknown = sorted(k for k in run_folds or () if k >= len(data.folds))
+    if unknown:
+        raise ConfigError(f"fold {unknown[0]} does not exist: this run has folds 0-{len(data.folds) - 1}")
+    _claim(config, data, out)
+    trainer = Trainer(config, data.waves, data.targets, data.epochs)
+    done = []
     for k, fold in enumerate(data.folds):
-        print(f"{fold.name}: test {sorted(fold.test)}, validation {sorted(fold.validation)}")
         fold_dir = os.path.join(out, fold.name)
-        os.makedirs(fold_dir, exist_ok=True)
-        train_idx, val_idx, test_idx = (_indices(utterances, s) for s in (fold.train, fold.validation, fold.test))
-        model, spec, history = trainer.fit(train_idx, val_idx, os.path.join(fold_dir, "log.jsonl"), config.train.seed + k)
-        plot_curves(history, fold.name, os.path.join(fold_dir, "curves.png"))
-        test_windows = runtime_windows([waves[i] for i in test_idx], spec)
-        calibration = _calibration(trainer, train_idx, spec)
-        export_model(model, spec, calibration, os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
-        predictions = {
-            "float": utterance_predictions(predict_windows(model, test_windows)),
-            **{kind: utterance_predictions(backend_windows(os.path.join(fold_dir, "model"), kind, test_windows))
-               for kind in ("tflite", "onnx")},
-        }  # fmt: skip
-        truth = targets[test_idx]
-        per_fold[fold.name] = {kind: scores(truth, p, config.labels)["ua"] for kind, p in predictions.items()}
-        print(f"{fold.name}: UA " + ", ".join(f"{k} {v:.3f}" for k, v in per_fold[fold.name].items()))
-        for kind, p in predictions.items():
-            pooled[kind].append(p)
-        pooled_idx += test_idx
-    truth = targets[pooled_idx]
-    metrics = {kind: _breakdown(utterances, pooled_idx, truth, np.concatenate(p), config.labels) for kind, p in pooled.items()}
-    metrics["per_fold_ua"] = per_fold
-    metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": sorted(fold.validation)} for fold in data.folds}
+        if not os.path.exists(os.path.join(fold_dir, "fold.json")):
+            if run_folds is not None and k not in run_folds:
+                continue
+            _run_fold(config, data, trainer, fold, k, fold_dir)
+        with open(os.path.join(fold_dir, "fold.json"), encoding="utf-8") as handle:
+            done.append((fold, json.load(handle)))
+    metrics = _pooled_metrics(config, data, done)
     for kind in ("float", "tflite", "onnx"):
         plot_confusion(metrics[kind]["all"]["confusion"], config.labels, f"{config.name} {kind} (UA {metrics[kind]['all']['ua']:.3f})",
                        os.path.join(out, f"confusion-{kind}.png"))  # fmt: skip
+    return metrics
+
+
+def _claim(config: RunConfig, data: RunData, out: str) -> None:
+    """Record what the run folder's fold results come from; refuse a folder holding another recipe's."""
+    recipe = dict(config_dict(config), train=dict(config_dict(config)["train"], threads=None))  # threads change no result
+    claim = json.loads(json.dumps({"recipe": recipe, "epochs": data.epochs, "folds": [sorted(f.test) for f in data.folds]}))
+    path = os.path.join(out, "cross_validation.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            if json.load(handle) != claim:
+                raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
+        return
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(claim, handle, indent=1)
+
+
+def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, fold_dir: str) -> None:
+    """Train one fold, export its int8 files, and write every artifact's test decisions to fold.json."""
+    utterances, waves, targets = data.utterances, data.waves, data.targets
+    print(f"{fold.name}: test {sorted(fold.test)}, validation {sorted(fold.validation)}")
+    os.makedirs(fold_dir, exist_ok=True)
+    train_idx, val_idx, test_idx = (_indices(utterances, s) for s in (fold.train, fold.validation, fold.test))
+    model, spec, history = trainer.fit(train_idx, val_idx, os.path.join(fold_dir, "log.jsonl"), config.train.seed + k)
+    plot_curves(history, fold.name, os.path.join(fold_dir, "curves.png"))
+    test_windows = runtime_windows([waves[i] for i in test_idx], spec)
+    export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
+    predictions = {
+        "float": utterance_predictions(predict_windows(model, test_windows)),
+        **{kind: utterance_predictions(backend_windows(os.path.join(fold_dir, "model"), kind, test_windows))
+           for kind in ("tflite", "onnx")},
+    }  # fmt: skip
+    ua = {kind: scores(targets[test_idx], p, config.labels)["ua"] for kind, p in predictions.items()}
+    print(f"{fold.name}: UA " + ", ".join(f"{kind} {v:.3f}" for kind, v in ua.items()))
+    result = {"test": [utterances[i].path for i in test_idx], "validation": sorted(fold.validation),
+              "predictions": {kind: p.tolist() for kind, p in predictions.items()}}  # fmt: skip
+    with open(os.path.join(fold_dir, "fold.json.tmp"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+    os.replace(os.path.join(fold_dir, "fold.json.tmp"), os.path.join(fold_dir, "fold.json"))
+
+
+def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
+    """Scores pooled over the folds' stored decisions, per fold UA, and the protocol."""
+    index = {u.path: i for i, u in enumerate(data.utterances)}
+    pooled_idx, pooled, per_fold = [], {kind: [] for kind in ("float", "tflite", "onnx")}, {}
+    for fold, result in done:
+        missing = [p for p in result["test"] if p not in index]
+        if missing:
+            raise ValueError(f"{fold.name}: stored results name {missing[0]}, which this run's data lacks")
+        test_idx = [index[p] for p in result["test"]]
+        per_fold[fold.name] = {}
+        for kind in pooled:
+            predicted = np.asarray(result["predictions"][kind], dtype=int)
+            per_fold[fold.name][kind] = scores(data.targets[test_idx], predicted, config.labels)["ua"]
+            pooled[kind].append(predicted)
+        pooled_idx += test_idx
+    truth = data.targets[pooled_idx]
+    metrics = {kind: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels) for kind, p in pooled.items()}
+    metrics["per_fold_ua"] = per_fold
+    metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result in done}
+    metrics["folds"] = {"pooled": len(done), "of": len(data.folds)}
     return metrics
 
 

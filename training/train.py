@@ -201,8 +201,15 @@ def _claim(config: RunConfig, data: RunData, out: str) -> None:
                 raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
         return
     os.makedirs(out, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(claim, handle, indent=1)
+    _write_json(path, claim)
+
+
+def _write_json(path: str, data) -> None:
+    """Write JSON so that a process reading the file at the same time sees all of it or nothing."""
+    partial = f"{path}.{os.getpid()}.tmp"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1)
+    os.replace(partial, path)
 
 
 def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, fold_dir: str) -> None:
@@ -224,9 +231,7 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     print(f"{fold.name}: UA " + ", ".join(f"{kind} {v:.3f}" for kind, v in ua.items()))
     result = {"test": [utterances[i].path for i in test_idx], "validation": sorted(fold.validation),
               "predictions": {kind: p.tolist() for kind, p in predictions.items()}}  # fmt: skip
-    with open(os.path.join(fold_dir, "fold.json.tmp"), "w", encoding="utf-8") as handle:
-        json.dump(result, handle)
-    os.replace(os.path.join(fold_dir, "fold.json.tmp"), os.path.join(fold_dir, "fold.json"))
+    _write_json(os.path.join(fold_dir, "fold.json"), result)
 
 
 def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:

@@ -10,10 +10,12 @@ def _row(name: str, metrics: dict) -> str:
 def write_report(path: str, name: str, command: str, metrics: dict, manifest: dict | None, seconds: float) -> None:
     """Tables of pooled UA/WA/F1 per artifact and corpus, per-fold UA, and how to reproduce them."""
     lines = [f"# Training report: {name}", "", f"Reproduce: `{command}`", "",
-             f"Wall time: {seconds / 60:.1f} min on this machine.", ""]  # fmt: skip
+             f"This command ran {seconds / 60:.1f} min on this machine.", ""]  # fmt: skip
     if metrics:
         folds = metrics["folds"]
         lines += [f"## Speaker-independent cross-validation (pooled over {folds['pooled']} of {folds['of']} folds)", "",
+                  f"Training epochs took {folds['training_minutes']:.0f} min summed over the folds (a run's folds may "
+                  "have been trained by separate processes: see `--run-folds`).", "",
                   "| artifact / test speakers | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
         for kind in ("float", "tflite", "onnx"):
             for part, values in metrics[kind].items():

@@ -182,7 +182,7 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
                 continue
             _run_fold(config, data, trainer, fold, k, fold_dir)
         with open(os.path.join(fold_dir, "fold.json"), encoding="utf-8") as handle:
-            done.append((fold, json.load(handle)))
+            done.append((fold, json.load(handle), _training_minutes(os.path.join(fold_dir, "log.jsonl"))))
     metrics = _pooled_metrics(config, data, done)
     for kind in ("float", "tflite", "onnx"):
         plot_confusion(metrics[kind]["all"]["confusion"], config.labels, f"{config.name} {kind} (UA {metrics[kind]['all']['ua']:.3f})",
@@ -234,11 +234,17 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     _write_json(os.path.join(fold_dir, "fold.json"), result)
 
 
+def _training_minutes(log_path: str) -> float:
+    """Minutes the fold's epochs took, from its log (whichever process trained it)."""
+    with open(log_path, encoding="utf-8") as log:
+        return sum(json.loads(line)["seconds"] for line in log if line.strip()) / 60
+
+
 def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
     """Scores pooled over the folds' stored decisions, per fold UA, and the protocol."""
     index = {u.path: i for i, u in enumerate(data.utterances)}
     pooled_idx, pooled, per_fold = [], {kind: [] for kind in ("float", "tflite", "onnx")}, {}
-    for fold, result in done:
+    for fold, result, _ in done:
         missing = [p for p in result["test"] if p not in index]
         if missing:
             raise ValueError(f"{fold.name}: stored results name {missing[0]}, which this run's data lacks")
@@ -252,8 +258,8 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
     truth = data.targets[pooled_idx]
     metrics = {kind: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels) for kind, p in pooled.items()}
     metrics["per_fold_ua"] = per_fold
-    metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result in done}
-    metrics["folds"] = {"pooled": len(done), "of": len(data.folds)}
+    metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result, _ in done}
+    metrics["folds"] = {"pooled": len(done), "of": len(data.folds), "training_minutes": round(sum(m for *_, m in done), 1)}
     return metrics
 
 

@@ -65,7 +65,9 @@ def _fold_set(text: str) -> set[int]:
             low, _, high = part.partition("-")
             folds.update(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fold list like 0-4 or 5,7") from None
+        folds = set()
+    if not folds:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fold list like 0-4 or 5,7")
     return folds
 
 

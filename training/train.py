@@ -192,7 +192,8 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
 
 def _claim(config: RunConfig, data: RunData, out: str) -> None:
     """Record what the run folder's fold results come from; refuse a folder holding another recipe's."""
-    recipe = dict(config_dict(config), train=dict(config_dict(config)["train"], threads=None))  # threads change no result
+    recipe = config_dict(config)
+    recipe["train"]["threads"] = None  # the thread count changes float rounding only: a run may resume with another
     claim = json.loads(json.dumps({"recipe": recipe, "epochs": data.epochs, "folds": [sorted(f.test) for f in data.folds]}))
     path = os.path.join(out, "cross_validation.json")
     if os.path.exists(path):

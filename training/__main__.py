@@ -30,9 +30,6 @@ def _train(args) -> int:
         yaml.safe_dump(json.loads(json.dumps(config_dict(config))), handle, sort_keys=False)
     started = time.time()
     metrics = {} if args.no_cv else cross_validate(config, data, out, args.run_folds)
-    if metrics:
-        with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as handle:
-            json.dump(metrics, handle, indent=1)
     manifest = None if args.no_final else train_final(config, data, out, metrics)
     command = "python -m training " + " ".join(args.argv)
     write_report(os.path.join(out, "report.md"), config.name, command, metrics, manifest, time.time() - started)

@@ -57,8 +57,6 @@ def run_pair(protocol: str, architecture: str, overlays: list[str], out: str, sm
     started = time.time()
     metrics = cross_validate(config, data, run_dir)
     minutes_per_fold = (time.time() - started) / 60 / len(data.folds)
-    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as handle:
-        json.dump(metrics, handle, indent=1)
     folder = os.path.join(run_dir, data.folds[0].name, "model")
     manifest = load_manifest(folder)
     windows = np.concatenate(runtime_windows(data.waves[:30], manifest))

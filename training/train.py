@@ -163,7 +163,8 @@ def _breakdown(utterances, idx, truth, predictions, labels) -> dict:
 
 
 def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[int] | None = None) -> dict:
-    """Train, export and evaluate each fold; pooled figures for float, int8 TFLite and int8 ONNX.
+    """Train, export and evaluate each fold; pooled figures for float, int8 TFLite and int8 ONNX,
+    returned and written to ``out/metrics.json``.
 
     Each fold's decisions are kept in its folder (``fold.json``) and a fold already there is not
     trained again: an interrupted run resumes, and ``run_folds`` (fold indices) lets several processes
@@ -184,6 +185,7 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
         with open(os.path.join(fold_dir, "fold.json"), encoding="utf-8") as handle:
             done.append((fold, json.load(handle), _training_minutes(os.path.join(fold_dir, "log.jsonl"))))
     metrics = _pooled_metrics(config, data, done)
+    _write_json(os.path.join(out, "metrics.json"), metrics)
     for kind in ("float", "tflite", "onnx"):
         plot_confusion(metrics[kind]["all"]["confusion"], config.labels, f"{config.name} {kind} (UA {metrics[kind]['all']['ua']:.3f})",
                        os.path.join(out, f"confusion-{kind}.png"))  # fmt: skip

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from rtser.schema import ConfigError
 from training.config import load_config
@@ -15,7 +16,8 @@ from training.corpora import DataMissing, data_root, load_corpora, load_emodb, l
 from training.evaluate import NO_DECISION, scores
 from training.folds import final_split, make_folds
 from training.models import ARCHITECTURES
-from training.train import mixup
+from training.dataset import prepare
+from training.train import Trainer, mixup
 
 from .conftest import ROOT, SAMPLE, run_rtser
 
@@ -152,3 +154,23 @@ def test_mixup_pairs_each_example_with_another_and_is_off_at_alpha_zero():
         assert sorted(partner.tolist()) == list(range(8))
         shares.append(share)
     assert 0 < min(shares) and max(shares) < 1 and np.std(shares) > 0.1  # Beta(0.4, 0.4) is U-shaped
+
+
+def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_and_needs_every_epoch(tmp_path):
+    overlay = tmp_path / "average.yaml"
+    overlay.write_text("train: {epochs: 3, patience: 3, average_last: 2, threads: 1}\nsmoke: {epochs: 3}\n")
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
+    data = prepare(config, smoke=True)
+    fold = data.folds[0]
+    train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
+    log = tmp_path / "log.jsonl"
+    model, _, history = Trainer(config, data.waves, data.targets, data.epochs).fit(train_idx, val_idx, str(log), 0)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3] and records[-1]["averaged_epochs"] == 2
+    assert not model.training
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(int(m.num_batches_tracked) > 0 and not torch.allclose(m.running_var, torch.ones_like(m.running_var)) for m in norms)
+    early = load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
+    early.train.patience = 2
+    with pytest.raises(ConfigError, match="average_last needs every epoch trained"):
+        Trainer(early, data.waves, data.targets, 3).fit(train_idx, val_idx, str(log), 0)

@@ -27,6 +27,7 @@ class TrainSettings:
     label_smoothing: float = 0.1
     class_weights: bool = True
     mixup_alpha: float = 0.0  # 0 switches mixup off
+    average_last: int = 0  # >0: ship the weights averaged over the last N epochs (SWA), not the best-validation epoch
     seed: int = 0
     threads: int = 2
 

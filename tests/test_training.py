@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from training.evaluate import NO_DECISION, scores
 from training.folds import final_split, make_folds
 from training.models import ARCHITECTURES
 from training.dataset import prepare
-from training.train import Trainer, mixup
+from training.train import Trainer, _claim, mixup
 
 from .conftest import ROOT, SAMPLE, run_rtser
 
@@ -174,3 +175,18 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
     early.train.patience = 2
     with pytest.raises(ConfigError, match="average_last needs every epoch trained"):
         Trainer(early, data.waves, data.targets, 3).fit(train_idx, val_idx, str(log), 0)
+
+
+def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe_is_refused(tmp_path):
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"))
+    data = types.SimpleNamespace(epochs=45, folds=make_folds(load_emodb(), {"emodb": 10}, 2, 0))
+    _claim(config, data, str(tmp_path))
+    claim = tmp_path / "cross_validation.json"
+    stored = json.loads(claim.read_text())
+    del stored["recipe"]["train"]["average_last"]  # written by code that did not have the setting yet
+    stored["recipe"]["train"]["threads"] = 2
+    claim.write_text(json.dumps(stored))
+    _claim(config, data, str(tmp_path))
+    config.train.average_last = 10
+    with pytest.raises(ConfigError, match="another recipe"):
+        _claim(config, data, str(tmp_path))

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from rtser.backends import load_backend
 from rtser.manifest import Manifest, load_manifest
-from rtser.schema import ConfigError
+from rtser.schema import ConfigError, build
 
 from .augment import Augmenter
 from .config import RunConfig, config_dict
@@ -217,17 +217,27 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
 
 def _claim(config: RunConfig, data: RunData, out: str) -> None:
     """Record what the run folder's fold results come from; refuse a folder holding another recipe's."""
-    recipe = config_dict(config)
-    recipe["train"]["threads"] = None  # the thread count changes float rounding only: a run may resume with another
-    claim = json.loads(json.dumps({"recipe": recipe, "epochs": data.epochs, "folds": [sorted(f.test) for f in data.folds]}))
+    claim = {"recipe": _comparable(config), "epochs": data.epochs, "folds": [sorted(f.test) for f in data.folds]}
+    claim = json.loads(json.dumps(claim))
     path = os.path.join(out, "cross_validation.json")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
-            if json.load(handle) != claim:
-                raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
+            stored = json.load(handle)
+        stored["recipe"]["train"].pop("threads")
+        stored["recipe"] = _comparable(build(RunConfig, stored["recipe"]))  # settings added since read as their defaults
+        if json.loads(json.dumps(stored)) != claim:
+            raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
         return
     os.makedirs(out, exist_ok=True)
     _write_json(path, claim)
+
+
+def _comparable(config: RunConfig) -> dict:
+    """The recipe as plain data, without the thread count (it changes float rounding only, so a run
+    may resume with another)."""
+    recipe = config_dict(config)
+    recipe["train"]["threads"] = None
+    return recipe
 
 
 def _write_json(path: str, data) -> None:

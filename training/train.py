@@ -218,26 +218,28 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
 def _claim(config: RunConfig, data: RunData, out: str) -> None:
     """Record what the run folder's fold results come from; refuse a folder holding another recipe's."""
     claim = {"recipe": _comparable(config), "epochs": data.epochs, "folds": [sorted(f.test) for f in data.folds]}
-    claim = json.loads(json.dumps(claim))
     path = os.path.join(out, "cross_validation.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            stored = json.load(handle)
-        stored["recipe"]["train"].pop("threads")
-        stored["recipe"] = _comparable(build(RunConfig, stored["recipe"]))  # settings added since read as their defaults
-        if json.loads(json.dumps(stored)) != claim:
-            raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
+    if not os.path.exists(path):
+        os.makedirs(out, exist_ok=True)
+        _write_json(path, claim)
         return
-    os.makedirs(out, exist_ok=True)
-    _write_json(path, claim)
+    with open(path, encoding="utf-8") as handle:
+        stored = json.load(handle)
+    stored["recipe"]["train"].pop("threads", None)
+    try:  # settings added since the folder was written are read as their defaults
+        stored["recipe"] = _comparable(build(RunConfig, stored["recipe"]))
+    except ConfigError:
+        stored["recipe"] = None  # a setting this code no longer has: another recipe
+    if stored != claim:
+        raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
 
 
 def _comparable(config: RunConfig) -> dict:
-    """The recipe as plain data, without the thread count (it changes float rounding only, so a run
+    """The recipe as JSON data, without the thread count (it changes float rounding only, so a run
     may resume with another)."""
     recipe = config_dict(config)
     recipe["train"]["threads"] = None
-    return recipe
+    return json.loads(json.dumps(recipe))
 
 
 def _write_json(path: str, data) -> None:

@@ -15,10 +15,11 @@ def test_real_producer_thread_delivers_every_sample_in_order():
     total, block = 200_000, 160
     received = []
 
-    def produce():
+    def produce():  # never overruns the reader, however the threads are scheduled (overflow is tested below)
         for start in range(0, total, block):
+            while ring.available() > ring.capacity - block:
+                time.sleep(0.0001)
             ring.write(np.arange(start, start + block, dtype=np.float32))
-            time.sleep(0.00005)
 
     thread = threading.Thread(target=produce)
     thread.start()

@@ -34,6 +34,7 @@ from rtser.features import FeaturePlan, extract
 from rtser.windows import speech_frames
 from training.config import load_config
 from training.dataset import prepare
+from training.evaluate import scores
 
 
 def utterance_statistics(wave: np.ndarray, config) -> np.ndarray:
@@ -89,10 +90,6 @@ def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_
         return layer(torch.tensor(standardise(test_x, mean, var), dtype=torch.float32)).argmax(1).numpy()
 
 
-def unweighted_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.mean([np.mean(predicted[truth == c] == c) for c in np.unique(truth)]))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", nargs="?", default="training/configs/emodb_loso_long.yaml")
@@ -124,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
                     prior_mean, prior_var = np.mean([o.mean(0) for o in others], 0), np.mean([o.var(0) for o in others], 0)
                     test_x = streaming(test_x, prior_mean, prior_var, args.prior)
             predicted[test] = fit_predict(train_x, y[train], test_x, len(config.labels))
-        per = [unweighted_accuracy(y[speakers == s], predicted[speakers == s]) for s in np.unique(speakers)]
-        results[name] = {"ua": round(unweighted_accuracy(y, predicted), 3), "speaker_ua": [round(min(per), 3), round(max(per), 3)]}
+        per = [scores(y[speakers == s], predicted[speakers == s], config.labels)["ua"] for s in np.unique(speakers)]
+        results[name] = {"ua": round(scores(y, predicted, config.labels)["ua"], 3), "speaker_ua": [round(min(per), 3), round(max(per), 3)]}
     json.dump({"recipe": args.recipe, "utterances": len(y), "speakers": len(set(speakers)), "ua": results}, sys.stdout, indent=1)
     print()
 

@@ -82,6 +82,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
             raise ConfigError(f"{overlay}: an overlay cannot set name")
         raw = _merge(raw, extra)
     config = load(RunConfig, " + ".join([path, *overlays]), raw)
+    if config.train.average_last and config.train.patience < config.train.epochs:
+        raise ConfigError(f"{' + '.join([path, *overlays])}: train.average_last needs every epoch trained: set train.patience to train.epochs")
     return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
 
 

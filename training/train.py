@@ -79,8 +79,6 @@ class Trainer:
         """Train; return the model (the best epoch by validation UA, or the weights averaged over the
         last ``average_last`` epochs), its spec, and the per-epoch history."""
         cfg, settings = self.config, self.config.train
-        if settings.average_last and settings.patience < settings.epochs:
-            raise ConfigError("train.average_last needs every epoch trained: set train.patience to train.epochs")
         torch.manual_seed(seed)
         train_waves = [self.waves[i] for i in train_idx]
         spec = model_spec(self.config, normalization_scale(train_waves, model_spec(cfg, np.ones(cfg.features.n_features))))

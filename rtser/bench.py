@@ -53,12 +53,12 @@ def _window_starts(recognizer: Recognizer, n_samples: int) -> tuple[list[int], i
 def _run_recompute_baseline(recognizer: Recognizer, audio: np.ndarray, features_only: bool) -> None:
     """What a naive implementation does: features of the whole window again at every hop."""
     m = recognizer.manifest
-    plan = FeaturePlan(m.features)
+    plan, voice = FeaturePlan(m.features), m.voice_statistics()
     starts, window = _window_starts(recognizer, len(audio))
     for start in starts:
         features = extract(audio[start : start + window], m.features, plan)
         if not features_only:
-            prepared = prepare_window(features, m.features, m.gate, m.scale, m.input_shape[2])
+            prepared = prepare_window(features, m.features, m.gate, voice, m.input_shape[2])
             if prepared is not None:
                 recognizer.backend.predict(prepared)
 
@@ -66,8 +66,8 @@ def _run_recompute_baseline(recognizer: Recognizer, audio: np.ndarray, features_
 def _latencies(recognizer: Recognizer, audio: np.ndarray, count: int = 200) -> np.ndarray:
     m = recognizer.manifest
     features = extract(audio, m.features)
-    n, hop = m.input_shape[2], m.window.hop_frames(m.features)
-    windows = [prepare_window(features[s : s + n], m.features, m.gate, m.scale, n) for s in range(0, len(features) - n + 1, hop)]
+    n, hop, voice = m.input_shape[2], m.window.hop_frames(m.features), m.voice_statistics()
+    windows = [prepare_window(features[s : s + n], m.features, m.gate, voice, n) for s in range(0, len(features) - n + 1, hop)]
     windows = [w for w in windows if w is not None] or [np.zeros(m.input_shape[2:], np.float32)]
     out = []
     for i in range(count):

@@ -45,6 +45,11 @@ class FeatureConfig:
         """Values per frame."""
         return self.n_mfcc or self.n_mels
 
+    @property
+    def frames_per_second(self) -> float:
+        """Feature frames per second of audio."""
+        return self.sample_rate / self.hop_length
+
     def to_dict(self) -> dict:
         """Plain dict for a manifest."""
         return dataclasses.asdict(self)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import RtserError
 from .features import FeatureConfig, count_frames
+from .normalization import METHOD, NormalizationSpec, VoiceStatistics
 
 MANIFEST_NAME = "model.json"
 FORMAT = "rtser-model/1"
@@ -53,7 +54,7 @@ class Manifest:
     features: FeatureConfig
     window: WindowSpec
     gate: SpeechGateSpec
-    normalization_scale: tuple[float, ...]
+    normalization: NormalizationSpec
     networks: dict  # kind -> {"path", "sha256", "input": {...}}
     raw: dict = field(repr=False)
 
@@ -62,10 +63,9 @@ class Manifest:
         """The network's input: one window as ``[1, 1, frames, n_features]``."""
         return (1, 1, self.window.frames(self.features), self.features.n_features)
 
-    @property
-    def scale(self) -> np.ndarray:
-        """The per-feature normalisation scale as a float32 array."""
-        return np.asarray(self.normalization_scale, dtype=np.float32)
+    def voice_statistics(self) -> VoiceStatistics:
+        """Fresh running statistics of a stream's voice, as the network expects its input normalised."""
+        return VoiceStatistics(self.normalization, self.features.frames_per_second)
 
     def network_path(self, kind: str) -> str:
         """Absolute path of the network file of this kind."""
@@ -112,18 +112,14 @@ def load_manifest(path: str) -> Manifest:
         window = WindowSpec(float(raw["window"]["seconds"]), float(raw["window"]["hop_seconds"]))
         gate = SpeechGateSpec(**raw.get("speech_gate", {}))
         labels = tuple(str(label) for label in raw["labels"])
-        scale = tuple(float(v) for v in raw["normalization"]["scale"])
+        normalization = _normalization(raw["normalization"], features)
         networks = dict(raw["networks"])
     except KeyError as err:
         raise RtserError(f"{problem}: missing key {err}") from None
     except (TypeError, ValueError) as err:
         raise RtserError(f"{problem}: {err}") from None
-    if raw["normalization"].get("method") != "window_cmn":
-        raise RtserError(f"{problem}: normalization method must be 'window_cmn'")
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise RtserError(f"{problem}: labels must be at least two distinct names")
-    if len(scale) != features.n_features:
-        raise RtserError(f"{problem}: normalization has {len(scale)} values for {features.n_features} features")
     if window.frames(features) < 1 or window.hop_seconds <= 0:
         raise RtserError(f"{problem}: window shorter than one frame or hop not positive")
     unknown = sorted(set(networks) - set(NETWORK_KINDS))
@@ -133,7 +129,23 @@ def load_manifest(path: str) -> Manifest:
     for kind, entry in networks.items():
         if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
             raise RtserError(f"{problem}: network {kind!r} needs 'path' and 'sha256'")
-    return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, scale, networks, raw)
+    return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, normalization, networks, raw)
+
+
+def _normalization(entry: dict, features: FeatureConfig) -> NormalizationSpec:
+    """The manifest's ``normalization`` entry, checked (ValueError names the problem)."""
+    if entry.get("method") != METHOD:
+        raise ValueError(f"normalization method must be {METHOD!r}, got {entry.get('method')!r}")
+    spec = NormalizationSpec(
+        tuple(float(v) for v in entry["mean"]), tuple(float(v) for v in entry["std"]),
+        float(entry["prior_seconds"]), float(entry["memory_seconds"]),
+    )  # fmt: skip
+    if not len(spec.mean) == len(spec.std) == features.n_features:
+        raise ValueError(f"normalization has {len(spec.mean)} means and {len(spec.std)} deviations for {features.n_features} features")
+    values = np.array([*spec.mean, *spec.std, spec.prior_seconds, spec.memory_seconds])
+    if not np.isfinite(values).all() or min(spec.std) <= 0 or spec.prior_seconds <= 0 or spec.memory_seconds <= 0:
+        raise ValueError("normalization needs finite values, positive deviations, prior_seconds and memory_seconds")
+    return spec
 
 
 def verify_network(manifest: Manifest, kind: str) -> str:

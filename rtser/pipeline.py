@@ -14,7 +14,7 @@ from .errors import RtserError
 from .features import StreamingExtractor
 from .manifest import Manifest, WindowSpec, load_manifest
 from .smoothing import Smoother
-from .windows import FrameHistory, normalize_window, speech_frames
+from .windows import FrameHistory, fill_window, speech_frames
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
 
@@ -65,14 +65,16 @@ class Recognizer:
             window = WindowSpec(window.seconds, hop_seconds)
         self._window_frames = window.frames(self._features)
         self._hop_frames = window.hop_frames(self._features)
-        self._scale = self.manifest.scale
+        self._voice = self.manifest.voice_statistics()
         self._smoother = Smoother(smoothing, switch_margin)
         self._on_event = on_event
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream so far; the next push starts a new stream at time 0."""
+        """Forget the stream so far, the voice's statistics included (call it when another speaker
+        or microphone takes over); the next push starts a new stream at time 0."""
         self._segment_start = 0.0
+        self._voice.reset()
         self._in_speech = False
         self._smoother.reset()
         self.non_finite_samples = 0
@@ -106,7 +108,7 @@ class Recognizer:
 
     def flush(self) -> list[Event]:
         """End of stream: drain the resampler, evaluate the last partial window, close speech.
-        Audio pushed afterwards continues the stream's time line."""
+        Audio pushed afterwards continues the stream's time line and the voice's statistics."""
         return self._end_segment()
 
     def gap(self, seconds: float) -> list[Event]:
@@ -149,7 +151,7 @@ class Recognizer:
         return events
 
     def _evaluate_window(self) -> list[Event]:
-        self._since_window = 0
+        new_frames, self._since_window = self._since_window, 0
         window = self._history.latest(self._window_frames)
         first_frame = self._frames_seen - len(window)
         mask = speech_frames(window, self._features, self.manifest.gate)
@@ -159,7 +161,9 @@ class Recognizer:
         if not self._in_speech:
             self._in_speech = True
             events.append(self._speech_event("start", self._frame_time(first_frame + int(np.argmax(mask)))))
-        probs = self.backend.predict(normalize_window(window[mask], self._scale, self._window_frames))
+        fresh = window[-new_frames:]
+        self._voice.add(fresh[mask[-new_frames:]])
+        probs = self.backend.predict(fill_window(self._voice.standardize(window[mask]), self._window_frames))
         smoothed, label = self._smoother.update(probs)
         events.append(
             {

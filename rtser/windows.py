@@ -1,8 +1,7 @@
-"""From feature frames to the network's input: speech gate, window normalisation, padding by repetition.
+"""From feature frames to the network's input: speech gate, speaker normalisation, padding by repetition.
 
-Training and the runtime both call :func:`prepare_window`, so the network always sees windows made
-the same way: only the frames that carry speech, with the window's mean removed (this takes away
-the level and the channel's colouring) and a fixed per-feature scale, repeated to fill the window
+Training and the runtime make windows the same way: only the frames that carry speech, standardised
+by the statistics of the voice heard so far (:mod:`rtser.normalization`), repeated to fill the window
 when there is less speech than the window holds (so short utterances are not drowned in padding).
 """
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from .features import FeatureConfig
 from .manifest import SpeechGateSpec
+from .normalization import VoiceStatistics
 
 
 def frame_levels(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -38,20 +38,21 @@ def speech_frames(features: np.ndarray, config: FeatureConfig, gate: SpeechGateS
     return mask if mask.sum() >= min_frames else None
 
 
-def normalize_window(speech: np.ndarray, scale: np.ndarray, n_frames: int) -> np.ndarray:
-    """Remove the mean of the speech frames, divide by ``scale`` and repeat them to ``n_frames``."""
-    centred = (speech - speech.mean(axis=0)) / scale
-    return centred[np.arange(n_frames) % len(centred)].astype(np.float32)
+def fill_window(speech: np.ndarray, n_frames: int) -> np.ndarray:
+    """Normalised speech frames repeated (or cut) to ``n_frames``."""
+    return speech[np.arange(n_frames) % len(speech)]
 
 
 def prepare_window(
-    features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec, scale: np.ndarray, n_frames: int
+    features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec, voice: VoiceStatistics, n_frames: int
 ) -> np.ndarray | None:
-    """The network input for a window of features, or None when it holds no speech."""
+    """The network input for a window of features heard for the first time (its speech frames are
+    added to ``voice`` first), or None when it holds no speech."""
     mask = speech_frames(features, config, gate)
     if mask is None:
         return None
-    return normalize_window(features[mask], scale, n_frames)
+    voice.add(features[mask])
+    return fill_window(voice.standardize(features[mask]), n_frames)
 
 
 class FrameHistory:

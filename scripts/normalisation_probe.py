@@ -9,14 +9,14 @@ logistic regression is scored leave-one-speaker-out (UA) on the recipe's corpora
 normalised four ways:
 
 - ``global``: one mean and scale from the training speakers (keeps the level, and the microphone's);
-- ``utterance mean removed``: what rtser's per-window mean removal does (drops the level and the
-  spectral shape of the whole utterance together with the channel's);
+- ``utterance mean removed``: what rtser's per-window mean removal did before speaker normalisation
+  (drops the level and the spectral shape of the whole utterance together with the channel's);
 - ``speaker, offline``: each speaker's own mean and scale over all their utterances;
 - ``speaker, streaming``: each test utterance normalised by the statistics of the speaker's earlier
   utterances only, starting from the training speakers' average as a prior worth ``--prior``
-  utterances: what a runtime could do with running statistics of the voice it hears. The speaker's
-  utterances come in a seeded random order (RAVDESS's file order groups them by emotion, which no
-  conversation does).
+  utterances: what rtser's running statistics of the voice it hears (``rtser.normalization``)
+  do. The speaker's utterances come in a seeded random order (RAVDESS's file order groups them
+  by emotion, which no conversation does).
 
 Prints JSON: UA and the per-speaker UA range of each. Needs the train extra (torch).
 """

@@ -61,3 +61,14 @@ def test_matlab_recipe_overlay_switches_on_exactly_its_augmentations():
     a = config.augment
     assert (a.pitch_prob, a.shift_prob, a.shift_seconds, a.noise_prob, a.snr_db) == (0.5, 1.0, 0.3, 1.0, (-20.0, 40.0))
     assert a.gain_prob == a.speed_prob == a.reverb_prob == 0 and a.time_masks == a.freq_masks == 0
+
+
+def test_utterances_recorded_through_one_channel_share_its_room_and_gain():
+    rooms = augmenter(reverb_prob=1.0, gain_prob=1.0, gain_db=(-12.0, 6.0))
+    channel = rooms.channel()
+    assert channel.rir is not None and channel.noise is None and 10 ** (-12 / 20) <= channel.gain <= 10 ** (6 / 20)
+    speech = tone(300, 2.0) * np.linspace(0, 1, 2 * RATE, dtype=np.float32)
+    assert np.array_equal(rooms.wave(speech, channel), rooms.wave(speech, channel))
+    assert not np.allclose(rooms.wave(speech), rooms.wave(speech))  # each draws its own channel
+    noisy = augmenter(noise_prob=1.0).channel()
+    assert noisy.noise is not None and 5.0 <= noisy.snr_db <= 30.0 and noisy.rir is None and noisy.gain == 1.0

@@ -110,7 +110,8 @@ def test_label_count_that_does_not_match_the_output(model_copy, kind):
 def test_feature_shape_that_does_not_match_the_input(model_copy, kind):
     def fewer_mfcc(m):
         m["features"]["n_mfcc"] = 20
-        m["normalization"]["scale"] = m["normalization"]["scale"][:20]
+        m["normalization"]["mean"] = m["normalization"]["mean"][:20]
+        m["normalization"]["std"] = m["normalization"]["std"][:20]
 
     _edit_manifest(model_copy, fewer_mfcc)
     _assert_one_line_error(run_rtser("info", "--model", str(model_copy), "--backend", kind), "takes input")
@@ -122,7 +123,10 @@ def test_feature_shape_that_does_not_match_the_input(model_copy, kind):
         (lambda m: m.pop("labels"), "missing key 'labels'"),
         (lambda m: m.update(format="other"), "format"),
         (lambda m: m["features"].update(colour=1), "unknown feature settings: colour"),
-        (lambda m: m["normalization"].update(scale=[1.0]), "normalization has 1 values"),
+        (lambda m: m["normalization"].update(mean=[1.0]), "normalization has 1 means"),
+        (lambda m: m["normalization"].update(method="window_cmn"), "normalization method must be 'speaker_running'"),
+        (lambda m: m["normalization"]["std"].__setitem__(3, 0.0), "positive deviations"),
+        (lambda m: m["normalization"].update(memory_seconds=float("nan")), "finite values"),
         (lambda m: m.update(networks={}), "networks"),
     ],
 )

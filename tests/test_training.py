@@ -165,7 +165,7 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
     fold = data.folds[0]
     train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
     log = tmp_path / "log.jsonl"
-    model, _, history = Trainer(config, data.waves, data.targets, data.epochs).fit(train_idx, val_idx, str(log), 0)
+    model, _, history = Trainer(config, data).fit(train_idx, val_idx, str(log), 0)
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3] and records[-1]["averaged_epochs"] == 2
     assert not model.training
@@ -185,6 +185,12 @@ def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe
     del stored["recipe"]["train"]["average_last"]  # written by code that did not have the setting yet
     stored["recipe"]["train"]["threads"] = 2
     claim.write_text(json.dumps(stored))
+    _claim(config, data, str(tmp_path))
+    del stored["recipe"]["normalization"]  # written before speaker normalisation: windows normalised otherwise
+    claim.write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="another recipe"):
+        _claim(config, data, str(tmp_path))
+    claim.unlink()
     _claim(config, data, str(tmp_path))
     config.train.average_last = 10
     with pytest.raises(ConfigError, match="another recipe"):

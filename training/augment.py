@@ -40,6 +40,17 @@ class AugmentConfig:
     noise_folders: list[str] = field(default_factory=lambda: ["background", "nonspeech"])
 
 
+@dataclass(frozen=True)
+class Channel:
+    """Recording conditions: a room impulse response and a background noise recording at an SNR
+    (None for none), and a gain factor."""
+
+    rir: np.ndarray | None
+    noise: np.ndarray | None
+    snr_db: float
+    gain: float
+
+
 class Augmenter:
     """Applies an :class:`AugmentConfig` with its own random generator."""
 
@@ -60,9 +71,21 @@ class Augmenter:
     def _happens(self, probability: float) -> bool:
         return probability > 0 and self.rng.random() < probability
 
-    def wave(self, samples: np.ndarray) -> np.ndarray:
-        """Augment one utterance's waveform."""
+    def channel(self) -> Channel:
+        """Draw recording conditions (room, background noise and its level, gain), which the
+        trainer shares among the utterances of one speaker, as the runtime hears a stream."""
         c = self.config
+        rir = self.rirs[self.rng.integers(len(self.rirs))] if self._happens(c.reverb_prob) else None
+        noise = self.noises[self.rng.integers(len(self.noises))] if self._happens(c.noise_prob) else None
+        snr = float(self.rng.uniform(*c.snr_db))
+        gain = float(10 ** (self.rng.uniform(*c.gain_db) / 20)) if self._happens(c.gain_prob) else 1.0
+        return Channel(rir, noise, snr, gain)
+
+    def wave(self, samples: np.ndarray, channel: Channel | None = None) -> np.ndarray:
+        """Augment one utterance's waveform: speed, pitch and time shift drawn for it, recorded
+        through ``channel`` (drawn for it when None)."""
+        c = self.config
+        channel = channel or self.channel()
         out = samples
         if self._happens(c.speed_prob):
             factor = self.rng.uniform(*c.speed)
@@ -71,25 +94,21 @@ class Augmenter:
             out = self._pitch_shift(out, self.rng.uniform(*c.pitch_semitones))
         if self._happens(c.shift_prob):
             out = np.roll(out, int(self.rng.uniform(-c.shift_seconds, c.shift_seconds) * self.rate))
-        if self._happens(c.reverb_prob):
-            rir = self.rirs[self.rng.integers(len(self.rirs))]
-            n = len(out) + len(rir) - 1
+        if channel.rir is not None:
+            n = len(out) + len(channel.rir) - 1
             size = 1 << (n - 1).bit_length()
-            wet = np.fft.irfft(np.fft.rfft(out, size) * np.fft.rfft(rir, size), size)[: len(out)]
+            wet = np.fft.irfft(np.fft.rfft(out, size) * np.fft.rfft(channel.rir, size), size)[: len(out)]
             out = (wet * np.sqrt(np.mean(out**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
-        if self._happens(c.noise_prob):
-            out = self._add_noise(out, self.rng.uniform(*c.snr_db))
-        if self._happens(c.gain_prob):
-            out = out * np.float32(10 ** (self.rng.uniform(*c.gain_db) / 20))
-        return np.clip(out, -1, 1).astype(np.float32)
+        if channel.noise is not None:
+            out = self._add_noise(out, channel.noise, channel.snr_db)
+        return np.clip(out * np.float32(channel.gain), -1, 1).astype(np.float32)
 
     def _pitch_shift(self, samples: np.ndarray, semitones: float) -> np.ndarray:
         import librosa
 
         return librosa.effects.pitch_shift(samples, sr=self.rate, n_steps=semitones, res_type="soxr_hq").astype(np.float32)
 
-    def _add_noise(self, samples: np.ndarray, snr_db: float) -> np.ndarray:
-        noise = self.noises[self.rng.integers(len(self.noises))]
+    def _add_noise(self, samples: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
         if len(noise) < len(samples):
             noise = np.tile(noise, len(samples) // len(noise) + 1)
         start = self.rng.integers(len(noise) - len(samples) + 1)

@@ -59,7 +59,7 @@ def run_pair(protocol: str, architecture: str, overlays: list[str], out: str, sm
     minutes_per_fold = (time.time() - started) / 60 / len(data.folds)
     folder = os.path.join(run_dir, data.folds[0].name, "model")
     manifest = load_manifest(folder)
-    windows = np.concatenate(runtime_windows(data.waves[:30], manifest))
+    windows = np.concatenate(runtime_windows(data.waves[:30], [u.speaker for u in data.utterances[:30]], manifest))
     network = build_model(config.model, len(config.labels), config.features.n_features)
     return {
         "architecture": _stem(architecture, *overlays),

@@ -42,6 +42,15 @@ class SmokeSettings:
 
 
 @dataclass
+class NormalizationSettings:
+    """How much speech the training speakers' prior and the running voice statistics are worth
+    (see ``rtser.normalization``)."""
+
+    prior_seconds: float = 5.0
+    memory_seconds: float = 60.0
+
+
+@dataclass
 class RunConfig:
     """One training recipe."""
 
@@ -53,6 +62,7 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     window: WindowSpec = field(default_factory=lambda: WindowSpec(3.0, 0.5))
     speech_gate: SpeechGateSpec = field(default_factory=SpeechGateSpec)
+    normalization: NormalizationSettings = field(default_factory=NormalizationSettings)
     model: dict = field(default_factory=lambda: {"architecture": "lightsernet"})
     train: TrainSettings = field(default_factory=TrainSettings)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -81,9 +91,12 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         if "name" in extra:
             raise ConfigError(f"{overlay}: an overlay cannot set name")
         raw = _merge(raw, extra)
-    config = load(RunConfig, " + ".join([path, *overlays]), raw)
+    where = " + ".join([path, *overlays])
+    config = load(RunConfig, where, raw)
     if config.train.average_last and config.train.patience < config.train.epochs:
-        raise ConfigError(f"{' + '.join([path, *overlays])}: train.average_last needs every epoch trained: set train.patience to train.epochs")
+        raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
+    if min(config.normalization.prior_seconds, config.normalization.memory_seconds) <= 0:
+        raise ConfigError(f"{where}: normalization.prior_seconds and normalization.memory_seconds must be positive")
     return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
 
 

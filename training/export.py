@@ -101,7 +101,7 @@ def manifest_dict(spec: Manifest, networks: dict, training: dict, metrics: dict)
         "window": {"seconds": spec.window.seconds, "hop_seconds": spec.window.hop_seconds,
                    "frames": spec.input_shape[2]},  # fmt: skip
         "input_shape": list(spec.input_shape),
-        "normalization": {"method": "window_cmn", "scale": [round(float(v), 6) for v in spec.normalization_scale]},
+        "normalization": spec.normalization.to_dict(),
         "speech_gate": dataclasses.asdict(spec.gate),
         "output": "probabilities",
         "networks": networks,

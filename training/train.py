@@ -14,7 +14,9 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm import tqdm
 
 from rtser.backends import load_backend
+from rtser.features import FeaturePlan, extract
 from rtser.manifest import Manifest, load_manifest
+from rtser.normalization import NormalizationSpec
 from rtser.schema import ConfigError, build
 
 from .augment import Augmenter
@@ -25,13 +27,13 @@ from .export import export_model
 from .dataset import RunData
 from .folds import final_split
 from .models import build_model, footprint
-from .windows import normalization_scale, runtime_windows, training_windows
+from .windows import SpeechHistory, runtime_windows, training_windows
 
 
-def model_spec(config: RunConfig, scale: np.ndarray) -> Manifest:
+def model_spec(config: RunConfig, normalization: NormalizationSpec) -> Manifest:
     """The manifest (without network files yet) that a model of this recipe runs under."""
     return Manifest("", config.name, tuple(config.labels), config.features, config.window, config.speech_gate,
-                    tuple(float(v) for v in scale), {}, {})  # fmt: skip
+                    normalization, {}, {})  # fmt: skip
 
 
 def focal_loss(logits, target, weight, gamma, smoothing):
@@ -71,18 +73,25 @@ def backend_windows(folder: str, kind: str, windows: list[np.ndarray]) -> list[n
 class Trainer:
     """Trains one network on some speakers and selects its epoch on validation speakers."""
 
-    def __init__(self, config: RunConfig, waves: list[np.ndarray], targets: np.ndarray, epochs: int):
-        self.config, self.waves, self.targets, self.epochs = config, waves, targets, epochs
+    def __init__(self, config: RunConfig, data: RunData):
+        self.config, self.waves, self.targets, self.epochs = config, data.waves, data.targets, data.epochs
+        self.speakers = [u.speaker for u in data.utterances]
         torch.set_num_threads(config.train.threads)
+
+    def windows(self, idx: list[int], spec: Manifest) -> list[np.ndarray]:
+        """The runtime's windows of these utterances, each speaker's streamed through one recognizer."""
+        return runtime_windows([self.waves[i] for i in idx], [self.speakers[i] for i in idx], spec)
 
     def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int):
         """Train; return the model (the best epoch by validation UA, or the weights averaged over the
         last ``average_last`` epochs), its spec, and the per-epoch history."""
         cfg, settings = self.config, self.config.train
         torch.manual_seed(seed)
-        train_waves = [self.waves[i] for i in train_idx]
-        spec = model_spec(self.config, normalization_scale(train_waves, model_spec(cfg, np.ones(cfg.features.n_features))))
-        val_windows = runtime_windows([self.waves[i] for i in val_idx], spec)
+        train_waves, train_speakers = [self.waves[i] for i in train_idx], [self.speakers[i] for i in train_idx]
+        plan = FeaturePlan(cfg.features)
+        clean = [extract(wave, cfg.features, plan) for wave in train_waves]
+        spec = model_spec(cfg, SpeechHistory(clean, train_speakers, cfg, np.random.default_rng(seed)).prior())
+        val_windows = self.windows(val_idx, spec)
         val_truth = self.targets[val_idx]
         model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -101,7 +110,7 @@ class Trainer:
         averaged = AveragedModel(model) if settings.average_last else None
         for epoch in range(self.epochs):
             started = time.time()
-            x, y = training_windows(train_waves, self.targets[train_idx], spec, augmenter)
+            x, y = training_windows(train_waves, self.targets[train_idx], train_speakers, cfg, spec, augmenter)
             model.train()
             order = np.random.default_rng(seed + epoch).permutation(len(x))
             total = 0.0
@@ -195,7 +204,7 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
     if unknown:
         raise ConfigError(f"fold {unknown[0]} does not exist: this run has folds 0-{len(data.folds) - 1}")
     _claim(config, data, out)
-    trainer = Trainer(config, data.waves, data.targets, data.epochs)
+    trainer = Trainer(config, data)
     done = []
     for k, fold in enumerate(data.folds):
         fold_dir = os.path.join(out, fold.name)
@@ -224,6 +233,7 @@ def _claim(config: RunConfig, data: RunData, out: str) -> None:
     with open(path, encoding="utf-8") as handle:
         stored = json.load(handle)
     stored["recipe"]["train"].pop("threads", None)
+    stored["recipe"].setdefault("normalization", {"method": "window_cmn"})  # folders from before speaker normalisation
     try:  # settings added since the folder was written are read as their defaults
         stored["recipe"] = _comparable(build(RunConfig, stored["recipe"]))
     except ConfigError:
@@ -250,13 +260,13 @@ def _write_json(path: str, data) -> None:
 
 def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, fold_dir: str) -> None:
     """Train one fold, export its int8 files, and write every artifact's test decisions to fold.json."""
-    utterances, waves, targets = data.utterances, data.waves, data.targets
+    utterances, targets = data.utterances, data.targets
     print(f"{fold.name}: test {sorted(fold.test)}, validation {sorted(fold.validation)}")
     os.makedirs(fold_dir, exist_ok=True)
     train_idx, val_idx, test_idx = (_indices(utterances, s) for s in (fold.train, fold.validation, fold.test))
     model, spec, history = trainer.fit(train_idx, val_idx, os.path.join(fold_dir, "log.jsonl"), config.train.seed + k)
     plot_curves(history, fold.name, os.path.join(fold_dir, "curves.png"))
-    test_windows = runtime_windows([waves[i] for i in test_idx], spec)
+    test_windows = trainer.windows(test_idx, spec)
     export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
     predictions = {
         "float": utterance_predictions(predict_windows(model, test_windows)),
@@ -303,7 +313,7 @@ def _calibration(trainer: Trainer, train_idx: list[int], spec: Manifest, count: 
     """Real runtime windows from training speakers, for int8 calibration."""
     rng = np.random.default_rng(0)
     chosen = rng.choice(train_idx, size=min(count, len(train_idx)), replace=False)
-    windows = [w for ws in runtime_windows([trainer.waves[i] for i in chosen], spec) for w in ws[-1:]]
+    windows = [w for ws in trainer.windows(sorted(chosen), spec) for w in ws[-1:]]
     return np.stack(windows)
 
 
@@ -311,7 +321,7 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
     """Train on all speakers but a few validation speakers and export the shipped model."""
     utterances = data.utterances
     split = final_split(utterances, config.validation_speakers_per_corpus, config.train.seed)
-    trainer = Trainer(config, data.waves, data.targets, data.epochs)
+    trainer = Trainer(config, data)
     train_idx, val_idx = _indices(utterances, split.train), _indices(utterances, split.validation)
     final_dir = os.path.join(out, "final")
     os.makedirs(final_dir, exist_ok=True)

@@ -8,9 +8,11 @@ from rtser.backends import Backend
 from rtser.features import FeaturePlan, extract
 from rtser.manifest import Manifest
 from rtser.pipeline import Recognizer
-from rtser.windows import normalize_window, speech_frames
+from rtser.normalization import Moments, NormalizationSpec
+from rtser.windows import fill_window, speech_frames
 
 from .augment import Augmenter
+from .config import RunConfig
 
 
 class RecordingBackend(Backend):
@@ -28,50 +30,86 @@ class RecordingBackend(Backend):
         return self._uniform
 
 
-def runtime_windows(waves: list[np.ndarray], manifest: Manifest) -> list[np.ndarray]:
+def runtime_windows(waves: list[np.ndarray], speakers: list[str], manifest: Manifest, seed: int = 0) -> list[np.ndarray]:
     """For each waveform (at the model rate), the stack of windows ``rtser replay`` would feed the
-    network, ``[n_windows, frames, n_features]`` (n_windows may be 0 when no speech is found)."""
+    network, ``[n_windows, frames, n_features]`` (n_windows may be 0 when no speech is found).
+
+    Each speaker's utterances go through one recognizer, one after another in a seeded random order
+    (a corpus's file order may group them by emotion, which no conversation does), so each window is
+    normalised by what the runtime would have heard of that voice by then."""
     recorder = RecordingBackend(len(manifest.labels))
     recognizer = Recognizer(manifest, backend=recorder)
-    out = []
-    for wave in waves:
+    out: list[np.ndarray] = [np.zeros((0, *manifest.input_shape[2:]), np.float32)] * len(waves)
+    order = np.random.default_rng(seed).permutation(len(waves))
+    for speaker in sorted(set(speakers)):
         recognizer.reset()
-        recorder.windows = []
-        recognizer.push(wave)
-        recognizer.flush()
-        shape = (0, *manifest.input_shape[2:])
-        out.append(np.stack(recorder.windows) if recorder.windows else np.zeros(shape, np.float32))
+        for i in (i for i in order if speakers[i] == speaker):
+            recorder.windows = []
+            recognizer.push(waves[i])
+            recognizer.flush()
+            if recorder.windows:
+                out[i] = np.stack(recorder.windows)
     return out
 
 
-def normalization_scale(waves: list[np.ndarray], manifest: Manifest) -> np.ndarray:
-    """Per-feature standard deviation of the mean-removed speech frames of clean training audio."""
-    plan = FeaturePlan(manifest.features)
-    pooled = []
-    for wave in waves:
-        features = extract(wave, manifest.features, plan)
-        mask = speech_frames(features, manifest.features, manifest.gate)
-        if mask is not None:
-            pooled.append(features[mask] - features[mask].mean(axis=0))
-    return np.concatenate(pooled).std(axis=0).astype(np.float32) + 1e-3
+class SpeechHistory:
+    """The speech of each utterance, as moments of its speech frames, from which to draw what a
+    runtime could have heard of the voice before one of its utterances: any number of the same
+    speaker's other utterances, forgotten down to the memory's weight."""
+
+    def __init__(self, features: list[np.ndarray], speakers: list[str], recipe: RunConfig, rng: np.random.Generator):
+        n, n_features = len(features), recipe.features.n_features
+        self.weight, self.total, self.squares = np.zeros(n), np.zeros((n, n_features)), np.zeros((n, n_features))
+        for i, frames in enumerate(features):
+            mask = speech_frames(frames, recipe.features, recipe.speech_gate)
+            if mask is not None:
+                moments = Moments.of(frames[mask])
+                self.weight[i], self.total[i], self.squares[i] = moments.weight, moments.total, moments.squares
+        self.speakers = np.asarray(speakers)
+        self._settings = recipe.normalization
+        self._memory = recipe.normalization.memory_seconds * recipe.features.frames_per_second
+        self._rng = rng
+
+    def of(self, chosen: np.ndarray) -> Moments:
+        """The moments of the chosen utterances together."""
+        return Moments(float(self.weight[chosen].sum()), self.total[chosen].sum(axis=0), self.squares[chosen].sum(axis=0))
+
+    def prior(self) -> NormalizationSpec:
+        """The speakers' average mean and within-speaker deviation, as the normalisation prior."""
+        voices = [self.of(self.speakers == speaker) for speaker in np.unique(self.speakers)]
+        mean = np.mean([v.mean for v in voices], axis=0)
+        std = np.sqrt(np.mean([v.variance for v in voices], axis=0))
+        return NormalizationSpec(tuple(mean.tolist()), tuple(std.tolist()), self._settings.prior_seconds, self._settings.memory_seconds)
+
+    def draw(self, utterance: int) -> Moments:
+        """What the runtime might have heard of this utterance's voice before it."""
+        others = np.flatnonzero((self.speakers == self.speakers[utterance]) & (np.arange(len(self.speakers)) != utterance))
+        heard = self.of(self._rng.choice(others, size=self._rng.integers(0, len(others) + 1), replace=False))
+        return heard.scaled(self._memory / heard.weight) if heard.weight > self._memory else heard
 
 
 def training_windows(
-    waves: list[np.ndarray], labels: np.ndarray, manifest: Manifest, augmenter: Augmenter
+    waves: list[np.ndarray], labels: np.ndarray, speakers: list[str], recipe: RunConfig, spec: Manifest, augmenter: Augmenter
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented window per utterance (a random crop, prepared exactly as the runtime does)."""
-    config, plan = manifest.features, FeaturePlan(manifest.features)
-    n_frames = manifest.input_shape[2]
-    frames_per_second = config.sample_rate / config.hop_length
+    """One augmented window per utterance: a random crop of the utterance as recorded through its
+    speaker's channel for this epoch (one per speaker, as a stream has one), its speech frames
+    standardised by a draw of what the runtime might have heard of the voice before (through the
+    same channel) and the crop itself."""
+    config, plan = recipe.features, FeaturePlan(recipe.features)
+    channels = {speaker: augmenter.channel() for speaker in sorted(set(speakers))}
+    features = [extract(augmenter.wave(wave, channels[speaker]), config, plan) for wave, speaker in zip(waves, speakers)]
+    history = SpeechHistory(features, speakers, recipe, augmenter.rng)
+    n_frames = spec.input_shape[2]
     xs, ys = [], []
-    for wave, label in zip(waves, labels):
-        features = extract(augmenter.wave(wave), config, plan)
-        if len(features) == 0:
+    for i, (frames, label) in enumerate(zip(features, labels)):
+        if len(frames) == 0:
             continue
-        crop = features[augmenter.crop(len(features), frames_per_second)]
-        mask = speech_frames(crop, config, manifest.gate)
+        crop = frames[augmenter.crop(len(frames), config.frames_per_second)]
+        mask = speech_frames(crop, config, recipe.speech_gate)
         if mask is None:
             continue
-        xs.append(augmenter.spec(normalize_window(crop[mask], manifest.scale, n_frames)))
+        speech = crop[mask]
+        heard = history.draw(i) + Moments.of(speech)
+        xs.append(augmenter.spec(fill_window(spec.normalization.standardize(speech, heard, config.frames_per_second), n_frames)))
         ys.append(label)
     return np.stack(xs), np.asarray(ys)

@@ -1,0 +1,123 @@
+"""Speaker normalisation on real speech: the running statistics settle on the voice heard, take out
+its level, are kept across utterances of a stream and forgotten on reset; training draws its
+normalisation the way the runtime would have heard the voice."""
+
+import dataclasses
+import glob
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+from rtser.backends import Backend
+from rtser.features import extract
+from rtser.manifest import load_manifest
+from rtser.normalization import Moments
+from rtser.pipeline import Recognizer
+from rtser.windows import speech_frames
+
+from .conftest import DATA, DEFAULT_MODEL
+
+
+class WindowRecorder(Backend):
+    """Keeps every window the recognizer prepares (the network's exact input)."""
+
+    name = "recorder"
+
+    def __init__(self, n_labels: int):
+        self.windows = []
+        self._uniform = np.full(n_labels, 1.0 / n_labels, np.float32)
+
+    def predict(self, window):
+        self.windows.append(window.copy())
+        return self._uniform
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_manifest(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def speaker_03():
+    """Every EMO-DB utterance of speaker 03 (about 90 s of speech), float32 at 16 kHz."""
+    return [soundfile.read(path, dtype="float32")[0] for path in sorted(glob.glob(os.path.join(DATA, "emodb", "wav", "03*.wav")))]
+
+
+def _speech(wave, manifest):
+    features = extract(wave, manifest.features)
+    return features[speech_frames(features, manifest.features, manifest.gate)]
+
+
+def test_running_statistics_settle_on_the_voice_heard(manifest, speaker_03):
+    speech = [_speech(wave, manifest) for wave in speaker_03]
+    voice, fresh = manifest.voice_statistics(), manifest.voice_statistics()
+    for frames in speech:
+        voice.add(frames)
+    everything = np.concatenate(speech)
+    settled, unheard = voice.standardize(everything), fresh.standardize(everything)
+    assert np.abs(settled.mean(axis=0)).max() < 0.3 < np.abs(unheard.mean(axis=0)).max()
+    assert np.abs(settled.std(axis=0) - 1).max() < 0.25
+
+
+def _windows(manifest, waves, gain=1.0):
+    recorder = WindowRecorder(len(manifest.labels))
+    recognizer = Recognizer(manifest, backend=recorder)
+    per_utterance = []
+    for wave in waves:
+        recorder.windows = []
+        recognizer.push(wave * gain)
+        recognizer.flush()
+        per_utterance.append(np.stack(recorder.windows))
+    return per_utterance
+
+
+def test_a_quieter_microphone_gives_the_same_input_once_its_level_has_been_heard(manifest, speaker_03):
+    loud, quiet = _windows(manifest, speaker_03), _windows(manifest, speaker_03, gain=10 ** (-12 / 20))
+    first = np.abs(loud[0] - quiet[0]).mean()
+    last = np.abs(loud[-1] - quiet[-1]).mean()
+    assert last < first / 4, (first, last)
+    assert np.abs(loud[-1][..., 0] - quiet[-1][..., 0]).mean() < 0.3  # c0, the level itself
+
+
+def test_flush_keeps_the_voice_and_reset_forgets_it(manifest, speaker_03):
+    recorder = WindowRecorder(len(manifest.labels))
+    recognizer = Recognizer(manifest, backend=recorder)
+
+    def windows_of(wave):
+        recorder.windows = []
+        recognizer.push(wave)
+        recognizer.flush()
+        return np.stack(recorder.windows)
+
+    first = windows_of(speaker_03[0])
+    windows_of(speaker_03[1])
+    after_another = windows_of(speaker_03[0])
+    recognizer.reset()
+    after_reset = windows_of(speaker_03[0])
+    assert first.shape == after_another.shape and not np.allclose(first, after_another)
+    assert np.array_equal(first, after_reset)
+
+
+def test_training_draws_only_the_speaker_s_other_utterances_within_the_memory():
+    from training.config import NormalizationSettings, load_config
+    from training.dataset import prepare
+    from training.windows import SpeechHistory
+
+    config = load_config("training/configs/emodb_loso_long.yaml")
+    data = prepare(config, smoke=True)
+    speakers = np.array([u.speaker for u in data.utterances])
+    features = [extract(wave, config.features) for wave in data.waves]
+    history = SpeechHistory(features, list(speakers), config, np.random.default_rng(0))
+    short_memory = dataclasses.replace(config, normalization=NormalizationSettings(memory_seconds=1.0))
+    short = SpeechHistory(features, list(speakers), short_memory, np.random.default_rng(0))
+    for i in range(0, len(speakers), 7):
+        others = history.of(np.flatnonzero((speakers == speakers[i]) & (np.arange(len(speakers)) != i))).weight
+        draws = [history.draw(i).weight for _ in range(40)]
+        assert min(draws) < others / 2 < max(draws) <= others + 1e-9
+        assert max(short.draw(i).weight for _ in range(40)) == pytest.approx(config.features.frames_per_second)
+    prior = history.prior()
+    voices = [history.of(speakers == s) for s in sorted(set(speakers))]
+    standardized_means = [prior.standardize(v.mean[None], Moments.empty(len(v.mean)), 100.0)[0] for v in voices]
+    assert np.abs(np.mean(standardized_means, axis=0)).max() < 1e-4  # the prior sits among the speakers

@@ -161,8 +161,7 @@ class Recognizer:
         if not self._in_speech:
             self._in_speech = True
             events.append(self._speech_event("start", self._frame_time(first_frame + int(np.argmax(mask)))))
-        fresh = window[-new_frames:]
-        self._voice.add(fresh[mask[-new_frames:]])
+        self._voice.add(window[-new_frames:][mask[-new_frames:]])
         probs = self.backend.predict(fill_window(self._voice.standardize(window[mask]), self._window_frames))
         smoothed, label = self._smoother.update(probs)
         events.append(

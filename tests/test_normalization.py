@@ -109,14 +109,15 @@ def test_training_draws_only_the_speaker_s_other_utterances_within_the_memory():
     data = prepare(config, smoke=True)
     speakers = np.array([u.speaker for u in data.utterances])
     features = [extract(wave, config.features) for wave in data.waves]
-    history = SpeechHistory(features, list(speakers), config, np.random.default_rng(0))
+    history = SpeechHistory(features, list(speakers), config)
     short_memory = dataclasses.replace(config, normalization=NormalizationSettings(memory_seconds=1.0))
-    short = SpeechHistory(features, list(speakers), short_memory, np.random.default_rng(0))
+    short = SpeechHistory(features, list(speakers), short_memory)
+    rng = np.random.default_rng(0)
     for i in range(0, len(speakers), 7):
         others = history.of(np.flatnonzero((speakers == speakers[i]) & (np.arange(len(speakers)) != i))).weight
-        draws = [history.draw(i).weight for _ in range(40)]
+        draws = [history.draw(i, rng).weight for _ in range(40)]
         assert min(draws) < others / 2 < max(draws) <= others + 1e-9
-        assert max(short.draw(i).weight for _ in range(40)) == pytest.approx(config.features.frames_per_second)
+        assert max(short.draw(i, rng).weight for _ in range(40)) == pytest.approx(config.features.frames_per_second)
     prior = history.prior()
     voices = [history.of(speakers == s) for s in sorted(set(speakers))]
     standardized_means = [prior.standardize(v.mean[None], Moments.empty(len(v.mean)), 100.0)[0] for v in voices]

@@ -90,7 +90,7 @@ class Trainer:
         train_waves, train_speakers = [self.waves[i] for i in train_idx], [self.speakers[i] for i in train_idx]
         plan = FeaturePlan(cfg.features)
         clean = [extract(wave, cfg.features, plan) for wave in train_waves]
-        spec = model_spec(cfg, SpeechHistory(clean, train_speakers, cfg, np.random.default_rng(seed)).prior())
+        spec = model_spec(cfg, SpeechHistory(clean, train_speakers, cfg).prior())
         val_windows = self.windows(val_idx, spec)
         val_truth = self.targets[val_idx]
         model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features)

@@ -57,7 +57,7 @@ class SpeechHistory:
     runtime could have heard of the voice before one of its utterances: any number of the same
     speaker's other utterances, forgotten down to the memory's weight."""
 
-    def __init__(self, features: list[np.ndarray], speakers: list[str], recipe: RunConfig, rng: np.random.Generator):
+    def __init__(self, features: list[np.ndarray], speakers: list[str], recipe: RunConfig):
         n, n_features = len(features), recipe.features.n_features
         self.weight, self.total, self.squares = np.zeros(n), np.zeros((n, n_features)), np.zeros((n, n_features))
         for i, frames in enumerate(features):
@@ -68,7 +68,6 @@ class SpeechHistory:
         self.speakers = np.asarray(speakers)
         self._settings = recipe.normalization
         self._memory = recipe.normalization.memory_seconds * recipe.features.frames_per_second
-        self._rng = rng
 
     def of(self, chosen: np.ndarray) -> Moments:
         """The moments of the chosen utterances together."""
@@ -81,10 +80,10 @@ class SpeechHistory:
         std = np.sqrt(np.mean([v.variance for v in voices], axis=0))
         return NormalizationSpec(tuple(mean.tolist()), tuple(std.tolist()), self._settings.prior_seconds, self._settings.memory_seconds)
 
-    def draw(self, utterance: int) -> Moments:
-        """What the runtime might have heard of this utterance's voice before it."""
+    def draw(self, utterance: int, rng: np.random.Generator) -> Moments:
+        """What the runtime might have heard of this utterance's voice before it (a random draw)."""
         others = np.flatnonzero((self.speakers == self.speakers[utterance]) & (np.arange(len(self.speakers)) != utterance))
-        heard = self.of(self._rng.choice(others, size=self._rng.integers(0, len(others) + 1), replace=False))
+        heard = self.of(rng.choice(others, size=rng.integers(0, len(others) + 1), replace=False))
         return heard.scaled(self._memory / heard.weight) if heard.weight > self._memory else heard
 
 
@@ -98,7 +97,7 @@ def training_windows(
     config, plan = recipe.features, FeaturePlan(recipe.features)
     channels = {speaker: augmenter.channel() for speaker in sorted(set(speakers))}
     features = [extract(augmenter.wave(wave, channels[speaker]), config, plan) for wave, speaker in zip(waves, speakers)]
-    history = SpeechHistory(features, speakers, recipe, augmenter.rng)
+    history = SpeechHistory(features, speakers, recipe)
     n_frames = spec.input_shape[2]
     xs, ys = [], []
     for i, (frames, label) in enumerate(zip(features, labels)):
@@ -109,7 +108,7 @@ def training_windows(
         if mask is None:
             continue
         speech = crop[mask]
-        heard = history.draw(i) + Moments.of(speech)
+        heard = history.draw(i, augmenter.rng) + Moments.of(speech)
         xs.append(augmenter.spec(fill_window(spec.normalization.standardize(speech, heard, config.frames_per_second), n_frames)))
         ys.append(label)
     return np.stack(xs), np.asarray(ys)

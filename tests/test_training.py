@@ -19,6 +19,7 @@ from training.folds import final_split, make_folds
 from training.models import ARCHITECTURES
 from training.dataset import prepare
 from training.train import Trainer, _claim, mixup
+from training.windows import stream_positions
 
 from .conftest import ROOT, SAMPLE, run_rtser
 
@@ -58,6 +59,15 @@ def test_folds_never_share_a_speaker(n_folds):
     assert final.validation and not (final.validation & final.train)
 
 
+def test_stream_positions_number_each_voice_from_zero_in_a_seeded_order():
+    speakers = ["a", "b", "a", "c", "a", "b"] * 5
+    positions = stream_positions(speakers, seed=3)
+    for speaker in set(speakers):
+        mine = positions[np.array(speakers) == speaker]
+        assert sorted(mine.tolist()) == list(range(len(mine)))
+    assert positions.tolist() == stream_positions(speakers, seed=3).tolist() != stream_positions(speakers, seed=4).tolist()
+
+
 def test_scores_count_missing_decisions_as_errors():
     truth = np.array([0, 0, 1, 1])
     result = scores(truth, np.array([0, NO_DECISION, 1, 0]), ["a", "b"])
@@ -91,6 +101,8 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     for kind in ("float", "tflite", "onnx"):
         assert 0 <= metrics[kind]["all"]["ua"] <= 1 and metrics[kind]["all"]["n"] > 0
+        by_position = [metrics[kind].get(part, {"n": 0})["n"] for part in ("first 10 of each voice", "the rest")]
+        assert by_position[0] > 0 and sum(by_position) == metrics[kind]["all"]["n"]
     assert (out / "confusion-tflite.png").stat().st_size > 0 and (out / "report.md").exists()
     manifest = json.loads((out / "model" / "model.json").read_text())
     assert manifest["labels"] == SHARED and manifest["training"]["parameters"] > 0

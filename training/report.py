@@ -16,7 +16,7 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
         lines += [f"## Speaker-independent cross-validation (pooled over {folds['pooled']} of {folds['of']} folds)", "",
                   f"Training epochs took {folds['training_minutes']:.0f} min summed over the folds (a run's folds may "
                   "have been trained by separate processes: see `--run-folds`).", "",
-                  "| artifact / test speakers | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| artifact / test utterances | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
         for kind in ("float", "tflite", "onnx"):
             for part, values in metrics[kind].items():
                 lines.append(_row(f"{kind} / {part}", values))

@@ -27,7 +27,9 @@ from .export import export_model
 from .dataset import RunData
 from .folds import final_split
 from .models import build_model, footprint
-from .windows import SpeechHistory, runtime_windows, training_windows
+from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
+
+WARM_UP_UTTERANCES = 10  # the evaluation scores a voice's first utterances apart: see _breakdown
 
 
 def model_spec(config: RunConfig, normalization: NormalizationSpec) -> Manifest:
@@ -183,12 +185,14 @@ def _indices(utterances: list[Utterance], speakers: frozenset[str]) -> list[int]
     return [i for i, u in enumerate(utterances) if u.speaker in speakers]
 
 
-def _breakdown(utterances, idx, truth, predictions, labels) -> dict:
-    """Pooled scores, and per corpus."""
+def _breakdown(utterances, idx, truth, predictions, labels, positions: np.ndarray) -> dict:
+    """Pooled scores, per corpus, and for the first utterances of each voice (the recognizer still
+    learning the voice's statistics) apart from the later ones."""
+    parts = {corpus: np.array([utterances[i].corpus == corpus for i in idx]) for corpus in sorted({utterances[i].corpus for i in idx})}
+    parts[f"first {WARM_UP_UTTERANCES} of each voice"] = positions < WARM_UP_UTTERANCES
+    parts["the rest"] = positions >= WARM_UP_UTTERANCES
     out = {"all": scores(truth, predictions, labels)}
-    for corpus in sorted({utterances[i].corpus for i in idx}):
-        keep = np.array([utterances[i].corpus == corpus for i in idx])
-        out[corpus] = scores(truth[keep], predictions[keep], labels)
+    out.update({part: scores(truth[keep], predictions[keep], labels) for part, keep in parts.items() if keep.any()})
     return out
 
 
@@ -289,12 +293,13 @@ def _training_minutes(log_path: str) -> float:
 def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
     """Scores pooled over the folds' stored decisions, per fold UA, and the protocol."""
     index = {u.path: i for i, u in enumerate(data.utterances)}
-    pooled_idx, pooled, per_fold = [], {kind: [] for kind in ("float", "tflite", "onnx")}, {}
+    pooled_idx, positions, pooled, per_fold = [], [], {kind: [] for kind in ("float", "tflite", "onnx")}, {}
     for fold, result, _ in done:
         missing = [p for p in result["test"] if p not in index]
         if missing:
             raise ValueError(f"{fold.name}: stored results name {missing[0]}, which this run's data lacks")
         test_idx = [index[p] for p in result["test"]]
+        positions.append(stream_positions([data.utterances[i].speaker for i in test_idx]))
         per_fold[fold.name] = {}
         for kind in pooled:
             predicted = np.asarray(result["predictions"][kind], dtype=int)
@@ -302,7 +307,8 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
             pooled[kind].append(predicted)
         pooled_idx += test_idx
     truth = data.targets[pooled_idx]
-    metrics = {kind: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels) for kind, p in pooled.items()}
+    metrics = {kind: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels, np.concatenate(positions))
+               for kind, p in pooled.items()}  # fmt: skip
     metrics["per_fold_ua"] = per_fold
     metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result, _ in done}
     metrics["folds"] = {"pooled": len(done), "of": len(data.folds), "training_minutes": round(sum(m for *_, m in done), 1)}

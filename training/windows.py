@@ -30,6 +30,17 @@ class RecordingBackend(Backend):
         return self._uniform
 
 
+def stream_positions(speakers: list[str], seed: int = 0) -> np.ndarray:
+    """Where each utterance comes in its speaker's stream as ``runtime_windows`` plays them with this
+    seed (0 for the first the recognizer hears of that voice)."""
+    heard: dict[str, int] = {}
+    positions = np.zeros(len(speakers), dtype=int)
+    for i in np.random.default_rng(seed).permutation(len(speakers)):
+        positions[i] = heard.get(speakers[i], 0)
+        heard[speakers[i]] = positions[i] + 1
+    return positions
+
+
 def runtime_windows(waves: list[np.ndarray], speakers: list[str], manifest: Manifest, seed: int = 0) -> list[np.ndarray]:
     """For each waveform (at the model rate), the stack of windows ``rtser replay`` would feed the
     network, ``[n_windows, frames, n_features]`` (n_windows may be 0 when no speech is found).
@@ -40,15 +51,15 @@ def runtime_windows(waves: list[np.ndarray], speakers: list[str], manifest: Mani
     recorder = RecordingBackend(len(manifest.labels))
     recognizer = Recognizer(manifest, backend=recorder)
     out: list[np.ndarray] = [np.zeros((0, *manifest.input_shape[2:]), np.float32)] * len(waves)
-    order = np.random.default_rng(seed).permutation(len(waves))
-    for speaker in sorted(set(speakers)):
-        recognizer.reset()
-        for i in (i for i in order if speakers[i] == speaker):
-            recorder.windows = []
-            recognizer.push(waves[i])
-            recognizer.flush()
-            if recorder.windows:
-                out[i] = np.stack(recorder.windows)
+    positions = stream_positions(speakers, seed)
+    for i in sorted(range(len(waves)), key=lambda i: (speakers[i], positions[i])):
+        if positions[i] == 0:
+            recognizer.reset()
+        recorder.windows = []
+        recognizer.push(waves[i])
+        recognizer.flush()
+        if recorder.windows:
+            out[i] = np.stack(recorder.windows)
     return out
 
 

@@ -10,28 +10,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from rtser.backends import Backend
 from rtser.features import extract
 from rtser.manifest import load_manifest
 from rtser.normalization import Moments
 from rtser.pipeline import Recognizer
 from rtser.windows import speech_frames
+from training.windows import RecordingBackend
 
 from .conftest import DATA, DEFAULT_MODEL
-
-
-class WindowRecorder(Backend):
-    """Keeps every window the recognizer prepares (the network's exact input)."""
-
-    name = "recorder"
-
-    def __init__(self, n_labels: int):
-        self.windows = []
-        self._uniform = np.full(n_labels, 1.0 / n_labels, np.float32)
-
-    def predict(self, window):
-        self.windows.append(window.copy())
-        return self._uniform
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +48,7 @@ def test_running_statistics_settle_on_the_voice_heard(manifest, speaker_03):
 
 
 def _windows(manifest, waves, gain=1.0):
-    recorder = WindowRecorder(len(manifest.labels))
+    recorder = RecordingBackend(len(manifest.labels))
     recognizer = Recognizer(manifest, backend=recorder)
     per_utterance = []
     for wave in waves:
@@ -82,7 +68,7 @@ def test_a_quieter_microphone_gives_the_same_input_once_its_level_has_been_heard
 
 
 def test_flush_keeps_the_voice_and_reset_forgets_it(manifest, speaker_03):
-    recorder = WindowRecorder(len(manifest.labels))
+    recorder = RecordingBackend(len(manifest.labels))
     recognizer = Recognizer(manifest, backend=recorder)
 
     def windows_of(wave):

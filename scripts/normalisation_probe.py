@@ -22,7 +22,8 @@ normalised four ways:
 compute): the mean, standard deviation, 10th and 90th percentiles and 10-90 range of log F0 over the
 voiced frames, its mean absolute frame-to-frame change, the voiced share of frames and the mean
 voicing probability. It asks whether pitch holds emotion the features miss (pYIN takes about 7
-minutes for EMO-DB on one core).
+minutes for EMO-DB on one core). The pitch statistics are normalised like the others, except in
+``utterance mean removed``, which drops the features' means only.
 
 Prints JSON: UA and the per-speaker UA range of each. Needs the train extra (torch, librosa).
 """
@@ -54,8 +55,8 @@ def utterance_statistics(wave: np.ndarray, config) -> np.ndarray:
 
 
 def pitch_statistics(wave: np.ndarray, rate: int) -> np.ndarray:
-    """Statistics of log F0 over the voiced frames (pYIN, 60-500 Hz, 10 ms hop), the voiced share
-    of frames and the mean voicing probability."""
+    """Statistics of log F0 over the voiced frames (pYIN, 60-500 Hz, 10 ms hop; a flat 150 Hz where
+    fewer than 3 frames are voiced), the voiced share of frames and the mean voicing probability."""
     import librosa
 
     f0, voiced, probability = librosa.pyin(wave, fmin=60, fmax=500, sr=rate, frame_length=1024, hop_length=rate // 100)

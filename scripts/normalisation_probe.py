@@ -43,6 +43,7 @@ from rtser.windows import speech_frames
 from training.config import load_config
 from training.dataset import prepare
 from training.evaluate import scores
+from training.windows import stream_positions
 
 
 def utterance_statistics(wave: np.ndarray, config) -> np.ndarray:
@@ -125,13 +126,14 @@ def main(argv: list[str] | None = None) -> None:
         rate = config.features.sample_rate
         x = np.concatenate([x, np.stack([pitch_statistics(w, rate) for w in tqdm(data.waves, desc="pitch", unit="file")])], axis=1)
     y, speakers = data.targets, np.array([u.speaker for u in data.utterances])
-    stream_order = np.random.default_rng(0).permutation(len(y))
+    positions = stream_positions(speakers.tolist())
     n_features = config.features.n_features
     results = {}
     for name in ("global", "utterance mean removed", "speaker, offline", "speaker, streaming"):
         predicted = np.empty_like(y)
         for speaker in np.unique(speakers):
-            test = np.array([i for i in stream_order if speakers[i] == speaker])
+            own = np.flatnonzero(speakers == speaker)
+            test = own[np.argsort(positions[own])]  # the order runtime_windows plays them in
             train = speakers != speaker
             train_x, test_x = x[train], x[test]
             if name == "utterance mean removed":

@@ -4,7 +4,8 @@ A frame is ``n_fft`` samples taken every ``hop_length`` samples (no centre paddi
 stream needs no future samples); the Hann window of ``win_length`` samples sits in the middle of
 the frame, as in librosa. The mel filters use the Slaney scale and area normalisation (librosa's
 defaults), the log is ``10 * log10(max(power, log_floor))`` and the MFCC is the orthonormal DCT-II
-of the log-mel bands.
+of the log-mel bands. With ``pitch`` on, two channels follow the spectral ones: the voice's pitch
+and its periodicity (:mod:`rtser.pitch`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
+from .pitch import PitchTrack, lag_range
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class FeatureConfig:
     fmax: float = 8000.0
     log_floor: float = 1e-10
     n_mfcc: int = 40  # 0 gives log-mel bands instead of MFCCs
+    pitch: bool = False  # append pitch (semitones) and periodicity channels
+    pitch_fmin: float = 75.0
+    pitch_fmax: float = 600.0
 
     def __post_init__(self) -> None:
         if self.window != "hann":
@@ -39,10 +45,19 @@ class FeatureConfig:
             raise ValueError("hop_length and n_mels must be positive, n_mfcc in 0..n_mels")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
+        if self.pitch:
+            shortest, longest = lag_range(self.sample_rate, self.pitch_fmin, self.pitch_fmax)
+            if not 0 < self.pitch_fmin < self.pitch_fmax or shortest >= longest or 2 * longest > self.n_fft:
+                raise ValueError("need pitch_fmin < pitch_fmax, with two periods of pitch_fmin in n_fft samples")
 
     @property
     def n_features(self) -> int:
         """Values per frame."""
+        return self.n_spectral + 2 * self.pitch
+
+    @property
+    def n_spectral(self) -> int:
+        """MFCCs or log-mel bands per frame (the first values of a frame)."""
         return self.n_mfcc or self.n_mels
 
     @property
@@ -122,15 +137,23 @@ class FeaturePlan:
         self._mel = mel_filterbank(config)
         self._dct = dct_matrix(config.n_mels, config.n_mfcc) if config.n_mfcc else None
 
-    def frames_to_features(self, frames: np.ndarray) -> np.ndarray:
-        """``[n, n_fft]`` sample frames to ``[n, n_features]`` float32 features (float64 inside, so
-        the result does not depend on how many frames are computed together)."""
+    def pitch_track(self) -> PitchTrack | None:
+        """A fresh pitch track for one signal or stream, or None when the features have no pitch."""
+        config = self.config
+        return PitchTrack(config.sample_rate, config.pitch_fmin, config.pitch_fmax) if config.pitch else None
+
+    def frames_to_features(self, frames: np.ndarray, pitch: PitchTrack | None = None) -> np.ndarray:
+        """Consecutive ``[n, n_fft]`` sample frames to ``[n, n_features]`` float32 features (float64
+        inside, so the result does not depend on how many frames are computed together); ``pitch``
+        is the signal's track when the features have pitch."""
         spectrum = np.fft.rfft(frames * self.window, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
-        log_mel = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
-        if self._dct is None:
-            return log_mel.astype(np.float32)
-        return (log_mel @ self._dct).astype(np.float32)
+        spectral = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
+        if self._dct is not None:
+            spectral = spectral @ self._dct
+        if self.config.pitch:
+            spectral = np.concatenate([spectral, pitch.channels(frames)], axis=1)
+        return spectral.astype(np.float32)
 
 
 def count_frames(n_samples: int, config: FeatureConfig) -> int:
@@ -159,7 +182,7 @@ def extract(samples: np.ndarray, config: FeatureConfig, plan: FeaturePlan | None
     n_frames = count_frames(len(samples), config)
     if n_frames == 0:
         return np.zeros((0, config.n_features), dtype=np.float32)
-    return plan.frames_to_features(_as_frames(samples, n_frames, config))
+    return plan.frames_to_features(_as_frames(samples, n_frames, config), plan.pitch_track())
 
 
 class StreamingExtractor:
@@ -168,6 +191,7 @@ class StreamingExtractor:
     def __init__(self, config: FeatureConfig):
         self.config = config
         self.plan = FeaturePlan(config)
+        self._pitch = self.plan.pitch_track()
         self._pending = np.zeros(0, dtype=np.float32)
         self.frames_done = 0
 
@@ -178,7 +202,7 @@ class StreamingExtractor:
         if n_frames == 0:
             self._pending = samples
             return np.zeros((0, self.config.n_features), dtype=np.float32)
-        features = self.plan.frames_to_features(_as_frames(samples, n_frames, self.config))
+        features = self.plan.frames_to_features(_as_frames(samples, n_frames, self.config), self._pitch)
         self._pending = samples[n_frames * self.config.hop_length :].copy()
         self.frames_done += n_frames
         return features

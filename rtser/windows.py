@@ -18,7 +18,7 @@ def frame_levels(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Mean log-mel level of each frame in dB (from c0 for orthonormal MFCCs)."""
     if config.n_mfcc:
         return features[:, 0] / np.sqrt(config.n_mels)
-    return features.mean(axis=1)
+    return features[:, : config.n_mels].mean(axis=1)
 
 
 def speech_frames(features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec) -> np.ndarray | None:

@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from training.models import ARCHITECTURES, build_model, deployable, footprint
 from training.models.cnn_lstm import CnnLstm
+from training.models.lightsernet import time_statistics
 from training.models.timnet import CausalConv, SineKernel
 
 from .conftest import ROOT, SAMPLE, run_rtser
@@ -20,16 +22,28 @@ from .conftest import ROOT, SAMPLE, run_rtser
 FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39}
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-def test_every_architecture_gives_probabilities_and_its_deployable_form_agrees(name):
+SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)]
+SETTINGS.append(({"architecture": "lightsernet", "statistics": True}, 42))  # with pitch channels
+
+
+@pytest.mark.parametrize("settings, n_features", SETTINGS)
+def test_every_architecture_gives_probabilities_and_its_deployable_form_agrees(settings, n_features):
     torch.manual_seed(0)
-    model = build_model({"architecture": name}, 7, FEATURES[name]).eval()
-    x = torch.randn(3, 1, 297, FEATURES[name])
+    model = build_model(settings, 7, n_features).eval()
+    x = torch.randn(3, 1, 297, n_features)
     with torch.no_grad():
         probs, baked = model(x), deployable(model)(x)
     assert probs.shape == (3, 7) and torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(probs, baked, atol=1e-5)
-    assert footprint(model, (1, 1, 297, FEATURES[name]))["macs_per_window"] > 0
+    assert footprint(model, (1, 1, 297, n_features))["macs_per_window"] > 0
+
+
+def test_window_statistics_are_each_features_mean_deviation_and_change():
+    frames = torch.randn(2, 297, 5) * torch.arange(1, 6) + 3
+    stats = time_statistics(frames).numpy()
+    x = frames.numpy().astype(np.float64)
+    expected = np.concatenate([x.mean(1), x.std(1), np.abs(np.diff(x, axis=1)).mean(1)], axis=1)
+    assert np.allclose(stats, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("pooling, steps", [("paper", 3), ("sequence", 38)])

@@ -1,4 +1,5 @@
-"""Features: streaming equals offline on real speech, and the offline numbers match librosa."""
+"""Features: streaming equals offline on real speech, the offline numbers match librosa, and the
+pitch channels follow librosa's pYIN."""
 
 import librosa
 import numpy as np
@@ -8,8 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtser.features import FeatureConfig, StreamingExtractor, count_frames, extract
+from rtser.pitch import REFERENCE_HZ, THRESHOLD
 
-CONFIGS = [FeatureConfig(), FeatureConfig(n_mfcc=0, n_mels=64, n_fft=1024, win_length=1024, hop_length=256, fmin=0.0)]
+CONFIGS = [
+    FeatureConfig(),
+    FeatureConfig(n_mfcc=0, n_mels=64, n_fft=1024, win_length=1024, hop_length=256, fmin=0.0),
+    FeatureConfig(pitch=True),
+]
 
 
 def _stream(samples, config, sizes):
@@ -40,7 +46,8 @@ def test_streaming_equals_offline_on_real_speech_in_random_chunks(emodb_files, c
 @settings(max_examples=40, deadline=None)
 def test_any_chunking_gives_the_offline_result(speech_chunks):
     samples = np.sin(np.arange(20000) * 0.05).astype(np.float32) * np.linspace(0, 1, 20000, dtype=np.float32)
-    config = FeatureConfig()
+    samples[8000:12000] = 0  # a pause: the pitch held over it must carry across chunks
+    config = FeatureConfig(pitch=True)
     assert np.max(np.abs(_stream(samples, config, speech_chunks) - extract(samples, config))) <= 1e-5
 
 
@@ -53,13 +60,52 @@ def test_offline_matches_librosa(emodb_files, config):
             window="hann", center=False, power=2.0, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
         )  # fmt: skip
         log_mel = librosa.power_to_db(mel, ref=1.0, amin=config.log_floor, top_db=None)
-        ours = extract(samples, config)
+        ours = extract(samples, config)[:, : config.n_spectral]
         if config.n_mfcc:
             reference = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho").T
         else:
             reference = log_mel.T
         # librosa works in float32: a few float32 steps on values of magnitude up to ~500
         assert np.max(np.abs(ours - reference)) < 1e-3
+
+
+def _pitch_and_voicing(samples, config):
+    pitch = extract(samples, config)[:, config.n_spectral :]
+    voiced = pitch[:, 1] > 1 - THRESHOLD
+    return REFERENCE_HZ * 2 ** (pitch[:, 0] / 12), voiced
+
+
+def test_pitch_agrees_with_pyin_on_real_speech(emodb_files):
+    config = FeatureConfig(pitch=True)
+    errors, voiced_when_pyin_voiced, voiced_when_pyin_not = [], [], []
+    for path in emodb_files[::40]:
+        samples, rate = soundfile.read(path, dtype="float32")
+        ours, voiced = _pitch_and_voicing(samples, config)
+        reference, pyin_voiced, _ = librosa.pyin(samples, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=rate,
+                                                 frame_length=config.n_fft, hop_length=config.hop_length, center=False)  # fmt: skip
+        n = min(len(ours), len(reference))
+        ours, voiced, reference, pyin_voiced = ours[:n], voiced[:n], reference[:n], pyin_voiced[:n]
+        both = voiced & pyin_voiced
+        errors.append(12 * np.abs(np.log2(ours[both] / reference[both])))
+        voiced_when_pyin_voiced.append(voiced[pyin_voiced])
+        voiced_when_pyin_not.append(voiced[~pyin_voiced])
+    errors = np.concatenate(errors)
+    assert len(errors) > 1000
+    assert np.median(errors) < 0.2 and np.mean(errors > 1.0) < 0.05  # semitones
+    assert np.mean(np.concatenate(voiced_when_pyin_voiced)) > 0.7
+    assert np.mean(np.concatenate(voiced_when_pyin_not)) < 0.1
+
+
+@pytest.mark.parametrize("hz", [80.0, 150.0, 310.0, 550.0])
+def test_pitch_of_a_harmonic_tone_is_exact_and_held_over_a_pause(hz):
+    config = FeatureConfig(pitch=True)
+    t = np.arange(16000) / config.sample_rate
+    tone = sum(np.sin(2 * np.pi * hz * k * t) / k for k in range(1, 6)).astype(np.float32) * 0.3
+    samples = np.concatenate([tone, np.zeros(8000, np.float32)])
+    f0, voiced = _pitch_and_voicing(samples, config)
+    tone_frames = count_frames(len(tone), config)
+    assert voiced[:tone_frames].all() and not voiced[tone_frames + 5 :].any()
+    assert np.max(np.abs(12 * np.log2(f0 / hz))) < 0.05  # the pause keeps the tone's pitch
 
 
 def test_short_input_gives_no_frames():
@@ -69,5 +115,7 @@ def test_short_input_gives_no_frames():
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="fmax"):
         FeatureConfig(fmax=9000.0)
+    with pytest.raises(ValueError, match="two periods of pitch_fmin"):
+        FeatureConfig(pitch=True, pitch_fmin=40.0)
     with pytest.raises(ValueError, match="unknown feature settings: colour"):
         FeatureConfig.from_dict({"colour": 1})

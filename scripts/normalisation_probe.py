@@ -1,6 +1,6 @@
 """Probe: how much each way of normalising features keeps of the emotion in voices never heard.
 
-    python scripts/normalisation_probe.py [training/configs/emodb_loso_long.yaml] [--pitch]
+    python scripts/normalisation_probe.py [training/configs/emodb_loso_long.yaml] [--with OVERLAY] [--pitch]
 
 A quick, model-free check that needs no network training: each utterance becomes a vector of
 statistics of its speech frames (the mean, standard deviation, mean absolute frame-to-frame change
@@ -114,12 +114,14 @@ def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", nargs="?", default="training/configs/emodb_loso_long.yaml")
+    parser.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML",
+                        help="overlay on the recipe, e.g. training/configs/experiments/pitch.yaml")  # fmt: skip
     parser.add_argument("--prior", type=float, default=5.0, help="weight of the prior in utterances (streaming)")
     parser.add_argument("--pitch", action="store_true", help="append statistics of the voice's pitch (pYIN)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = load_config(args.recipe)
+    config = load_config(args.recipe, args.overlays)
     data = prepare(config)
     x = np.stack([utterance_statistics(w, config) for w in data.waves])
     if args.pitch:
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             predicted[test] = fit_predict(train_x, y[train], test_x, len(config.labels))
         per = [scores(y[speakers == s], predicted[speakers == s], config.labels)["ua"] for s in np.unique(speakers)]
         results[name] = {"ua": round(scores(y, predicted, config.labels)["ua"], 3), "speaker_ua": [round(min(per), 3), round(max(per), 3)]}
-    json.dump({"recipe": args.recipe, "pitch": args.pitch, "utterances": len(y), "speakers": len(set(speakers)), "ua": results}, sys.stdout, indent=1)
+    json.dump({"recipe": config.name, "pitch": args.pitch, "utterances": len(y), "speakers": len(set(speakers)), "ua": results}, sys.stdout, indent=1)
     print()
 
 

@@ -46,8 +46,10 @@ class FeatureConfig:
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
         if self.pitch:
+            if not 0 < self.pitch_fmin < self.pitch_fmax:
+                raise ValueError("need 0 < pitch_fmin < pitch_fmax")
             shortest, longest = lag_range(self.sample_rate, self.pitch_fmin, self.pitch_fmax)
-            if not 0 < self.pitch_fmin < self.pitch_fmax or shortest >= longest or 2 * longest > self.n_fft:
+            if shortest >= longest or 2 * longest > self.n_fft:
                 raise ValueError("need pitch_fmin < pitch_fmax, with two periods of pitch_fmin in n_fft samples")
 
     @property

@@ -117,5 +117,7 @@ def test_bad_config_is_refused():
         FeatureConfig(fmax=9000.0)
     with pytest.raises(ValueError, match="two periods of pitch_fmin"):
         FeatureConfig(pitch=True, pitch_fmin=40.0)
+    with pytest.raises(ValueError, match="need 0 < pitch_fmin < pitch_fmax"):
+        FeatureConfig(pitch=True, pitch_fmin=0.0)
     with pytest.raises(ValueError, match="unknown feature settings: colour"):
         FeatureConfig.from_dict({"colour": 1})

@@ -14,7 +14,7 @@ import torch
 
 from training.models import ARCHITECTURES, build_model, deployable, footprint
 from training.models.cnn_lstm import CnnLstm
-from training.models.lightsernet import time_statistics
+from training.models.statistics import StatisticsClassifier, WithStatistics, time_statistics
 from training.models.timnet import CausalConv, SineKernel
 
 from .conftest import ROOT, SAMPLE, run_rtser
@@ -23,7 +23,6 @@ FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39
 
 
 SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)]
-SETTINGS.append(({"architecture": "lightsernet", "statistics": True}, 42))  # with pitch channels
 
 
 @pytest.mark.parametrize("settings, n_features", SETTINGS)
@@ -44,6 +43,27 @@ def test_window_statistics_are_each_features_mean_deviation_and_change():
     x = frames.numpy().astype(np.float64)
     expected = np.concatenate([x.mean(1), x.std(1), np.abs(np.diff(x, axis=1)).mean(1)], axis=1)
     assert np.allclose(stats, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_statistics_classifier_learns_what_window_statistics_tell_and_is_averaged_with_the_network():
+    torch.manual_seed(0)
+    # three classes of windows told apart only by their statistics: louder feature 0, livelier feature 1, steadier feature 2
+    targets = np.repeat(np.arange(3), 40)
+    windows = np.random.default_rng(0).standard_normal((120, 1, 297, 40)).astype(np.float32)
+    windows[targets == 0, :, :, 0] += 1.0
+    windows[targets == 1, :, :, 1] *= 2.0
+    windows[targets == 2, :, :, 2] = np.repeat(windows[targets == 2, :, ::10, 2], 10, axis=-1)[..., :297]
+    statistics = StatisticsClassifier(3, 40).fit(windows, targets, l2=0.01)
+    stats = time_statistics(torch.from_numpy(windows[:, 0]))
+    assert torch.allclose(statistics.centre, stats.mean(0)) and torch.allclose(statistics.scale, stats.std(0))
+    with torch.no_grad():
+        assert (statistics(torch.from_numpy(windows)).argmax(1).numpy() == targets).mean() > 0.95
+        network = build_model({"architecture": "lightsernet", "width": 0.25}, 3, 40).eval()
+        both = WithStatistics(network, statistics).eval()
+        x = torch.from_numpy(windows[:4])
+        expected = (network(x) + statistics(x)) / 2
+        assert torch.allclose(both(x), expected, atol=1e-6) and torch.allclose(torch.softmax(both.logits(x), -1), expected, atol=1e-5)
+        assert torch.allclose(deployable(both)(x), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("pooling, steps", [("paper", 3), ("sequence", 38)])

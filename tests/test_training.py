@@ -17,6 +17,7 @@ from training.corpora import DataMissing, data_root, load_corpora, load_emodb, l
 from training.evaluate import NO_DECISION, scores
 from training.folds import final_split, make_folds
 from training.models import ARCHITECTURES
+from training.models.statistics import WithStatistics, time_statistics
 from training.dataset import prepare
 from training.train import Trainer, _claim, mixup
 from training.windows import stream_positions
@@ -186,6 +187,22 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
     overlay.write_text("train: {epochs: 3, patience: 2, average_last: 2}\n")
     with pytest.raises(ConfigError, match="average.yaml: train.average_last needs every epoch trained"):
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
+
+
+def test_statistics_classifier_is_fitted_on_the_training_speakers_runtime_windows_after_the_network(tmp_path):
+    config = load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "statistics.yaml")])
+    data = prepare(config, smoke=True)
+    fold = data.folds[0]
+    train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
+    log = tmp_path / "log.jsonl"
+    trainer = Trainer(config, data)
+    model, spec, _ = trainer.fit(train_idx, val_idx, str(log), 0)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    windows = trainer.windows(train_idx, spec)
+    assert isinstance(model, WithStatistics) and not model.training
+    assert records[-2]["averaged_epochs"] == 1 and records[-1]["statistics_classifier_windows"] == sum(map(len, windows))
+    x = torch.from_numpy(np.concatenate([w for w in windows if len(w)])[:, None])
+    assert torch.allclose(model.statistics.centre, time_statistics(x[:, 0]).mean(0), atol=1e-4)
 
 
 def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe_is_refused(tmp_path):

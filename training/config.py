@@ -28,6 +28,8 @@ class TrainSettings:
     class_weights: bool = True
     mixup_alpha: float = 0.0  # 0 switches mixup off
     average_last: int = 0  # >0: ship the weights averaged over the last N epochs (SWA), not the best-validation epoch
+    statistics_classifier: bool = False  # average the network with a linear classifier on window statistics (models/statistics.py)
+    statistics_l2: float = 0.02  # that classifier's weight penalty
     seed: int = 0
     threads: int = 2
 

@@ -27,6 +27,7 @@ from .export import export_model
 from .dataset import RunData
 from .folds import final_split
 from .models import build_model, footprint
+from .models.statistics import StatisticsClassifier, WithStatistics
 from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
 
 WARM_UP_UTTERANCES = 10  # the evaluation scores a voice's first utterances apart: see _breakdown
@@ -143,9 +144,13 @@ class Trainer:
                 if stale >= settings.patience:
                     break
         if averaged is not None:
-            return self._averaged(averaged, x, val_windows, val_truth, log_path), spec, history
-        model.load_state_dict(best)
-        return model.eval(), spec, history
+            model = self._averaged(averaged, x, val_windows, val_truth, log_path)
+        else:
+            model.load_state_dict(best)
+            model.eval()
+        if settings.statistics_classifier:
+            model = self._with_statistics(model, train_idx, spec, val_windows, val_truth, log_path)
+        return model, spec, history
 
     def _averaged(self, averaged: AveragedModel, x: np.ndarray, val_windows, val_truth, log_path: str) -> nn.Module:
         """The averaged weights with batch-norm statistics recomputed on the last epoch's training
@@ -153,13 +158,30 @@ class Trainer:
         started, size = time.time(), self.config.train.batch_size
         update_bn([torch.from_numpy(x[i : i + size, None]) for i in range(0, len(x), size)], averaged)
         model = averaged.module.eval()
+        self._log_validation(model, val_windows, val_truth, log_path, started, {"averaged_epochs": int(averaged.n_averaged)},
+                             f"weights averaged over the last {int(averaged.n_averaged)} epochs")  # fmt: skip
+        return model
+
+    def _with_statistics(self, network: nn.Module, train_idx: list[int], spec: Manifest, val_windows, val_truth, log_path: str) -> nn.Module:
+        """The network averaged with a statistics classifier fitted on the training speakers' runtime
+        windows (:mod:`training.models.statistics`); its validation UA is logged."""
+        started = time.time()
+        windows = self.windows(train_idx, spec)
+        x = np.concatenate([w for w in windows if len(w)])[:, None]
+        y = np.concatenate([np.full(len(w), self.targets[i]) for i, w in zip(train_idx, windows)]).astype(np.int64)
+        statistics = StatisticsClassifier(len(self.config.labels), self.config.features.n_features).fit(x, y, self.config.train.statistics_l2)
+        model = WithStatistics(network, statistics).eval()
+        self._log_validation(model, val_windows, val_truth, log_path, started, {"statistics_classifier_windows": len(x)},
+                             f"with the statistics classifier ({len(x)} training windows)")  # fmt: skip
+        return model
+
+    def _log_validation(self, model: nn.Module, val_windows, val_truth, log_path: str, started: float, record: dict, what: str) -> None:
+        """Append the validation UA of a model made after the epochs to the log."""
         val = scores(val_truth, utterance_predictions(predict_windows(model, val_windows)), self.config.labels)
-        record = {"averaged_epochs": int(averaged.n_averaged), "val_ua": val["ua"], "val_wa": val["wa"],
-                  "seconds": round(time.time() - started, 1)}  # fmt: skip
+        record = {**record, "val_ua": val["ua"], "val_wa": val["wa"], "seconds": round(time.time() - started, 1)}
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
-        tqdm.write(f"  weights averaged over the last {record['averaged_epochs']} epochs: val UA {val['ua']:.3f}")
-        return model
+        tqdm.write(f"  {what}: val UA {val['ua']:.3f}")
 
 
 def plot_curves(history: list[dict], title: str, path: str) -> None:

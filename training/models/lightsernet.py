@@ -24,14 +24,9 @@ class LightSERNet(Classifier):
     feature learning blocks of 64, 96, 128 and 160 filters and a 1x1 block of 320, global average
     pooling, dropout and one dense layer. ``width`` scales every filter count (1.0 is the paper's);
     global pooling makes it independent of ``n_features``.
-
-    With ``statistics`` (our addition), each feature's mean, standard deviation and mean absolute
-    frame-to-frame change over the window (the window's departure from the voice's habits, as the
-    speaker-normalised features give them) go through a dense layer of 64 units (scaled) with ReLU
-    and join the pooled convolution features before the classifier.
     """
 
-    def __init__(self, n_classes: int, n_features: int, width: float = 1.0, dropout: float = 0.3, statistics: bool = False):
+    def __init__(self, n_classes: int, n_features: int, width: float = 1.0, dropout: float = 0.3):
         super().__init__()
         w = scaled(width)
         self.paths = nn.ModuleList(
@@ -44,22 +39,11 @@ class LightSERNet(Classifier):
             _block(w(128), w(160), (3, 3), (2, 1)),
             _block(w(160), w(320), (1, 1), None),
         )
-        self.statistics = nn.Sequential(nn.Linear(3 * n_features, w(64)), nn.ReLU()) if statistics else None
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(w(320) + (w(64) if statistics else 0), n_classes)
+        self.head = nn.Linear(w(320), n_classes)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised class scores."""
         pooled = self.body(torch.cat([path(x) for path in self.paths], dim=1)).mean(dim=(2, 3))
-        if self.statistics is not None:
-            pooled = torch.cat([pooled, self.statistics(time_statistics(x[:, 0]))], dim=1)
         return self.head(self.dropout(pooled))
 
-
-def time_statistics(frames: torch.Tensor) -> torch.Tensor:
-    """Each feature's mean, standard deviation and mean absolute change over time, ``[batch, 3 * features]``
-    from ``[batch, time, features]``."""
-    mean = frames.mean(dim=1)
-    spread = torch.sqrt(torch.relu((frames * frames).mean(dim=1) - mean * mean) + 1e-6)
-    change = (frames[:, 1:] - frames[:, :-1]).abs().mean(dim=1)
-    return torch.cat([mean, spread, change], dim=1)

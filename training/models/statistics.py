@@ -1,0 +1,82 @@
+"""A linear classifier on each window's feature statistics, fitted after the network and averaged with it.
+
+The convolutions see the speaker-normalised frames one patch at a time; how far the whole window
+departs from the voice's habits (each feature's mean, standard deviation and frame-to-frame change
+over the window) is what a linear model reads best. Fitted by itself on the training speakers'
+runtime windows (not trained together with the network, which lets it overfit: a statistics branch
+inside Light-SERNet did worse), its class probabilities are averaged with the network's in one
+exported graph, so the runtime runs it as part of the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import Classifier
+
+
+def time_statistics(frames: torch.Tensor) -> torch.Tensor:
+    """Each feature's mean, standard deviation and mean absolute change over time, ``[batch, 3 * features]``
+    from ``[batch, time, features]``."""
+    mean = frames.mean(dim=1)
+    spread = torch.sqrt(torch.relu((frames * frames).mean(dim=1) - mean * mean) + 1e-6)
+    change = (frames[:, 1:] - frames[:, :-1]).abs().mean(dim=1)
+    return torch.cat([mean, spread, change], dim=1)
+
+
+class StatisticsClassifier(Classifier):
+    """Class scores from a window's time statistics, standardised by the training windows' own."""
+
+    def __init__(self, n_classes: int, n_features: int):
+        super().__init__()
+        self.register_buffer("centre", torch.zeros(3 * n_features))
+        self.register_buffer("scale", torch.ones(3 * n_features))
+        self.linear = nn.Linear(3 * n_features, n_classes)
+
+    def standardised(self, x: torch.Tensor) -> torch.Tensor:
+        """The standardised statistics of ``[batch, 1, time, features]`` windows."""
+        return (time_statistics(x[:, 0]) - self.centre) / self.scale
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.standardised(x))
+
+    def fit(self, windows: np.ndarray, targets: np.ndarray, l2: float) -> StatisticsClassifier:
+        """Class-weighted cross-entropy plus ``l2`` times the squared weights, minimised by L-BFGS, on
+        ``[n, 1, time, features]`` windows and their class indices."""
+        x = torch.from_numpy(windows)
+        with torch.no_grad():
+            stats = time_statistics(x[:, 0])
+            self.centre.copy_(stats.mean(dim=0))
+            self.scale.copy_(stats.std(dim=0).clamp_min(1e-6))
+            inputs = self.standardised(x)
+        target = torch.from_numpy(targets)
+        n_classes = self.linear.out_features
+        counts = np.bincount(targets, minlength=n_classes)
+        weight = torch.tensor(len(targets) / np.maximum(counts, 1) / n_classes, dtype=torch.float32)
+        optimizer = torch.optim.LBFGS(self.linear.parameters(), max_iter=200)
+
+        def objective():
+            optimizer.zero_grad()
+            value = nn.functional.cross_entropy(self.linear(inputs), target, weight=weight) + l2 * self.linear.weight.square().sum()
+            value.backward()
+            return value
+
+        optimizer.step(objective)
+        return self.eval()
+
+
+class WithStatistics(Classifier):
+    """A network and a statistics classifier whose class probabilities are averaged."""
+
+    def __init__(self, network: Classifier, statistics: StatisticsClassifier):
+        super().__init__()
+        self.network, self.statistics = network, statistics
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.network(x) + self.statistics(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the averaged probabilities (a softmax of them gives them back)."""
+        return torch.log(self.forward(x))

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 import torch
 
+from rtser.manifest import load_manifest
+from training.export import export_model
 from training.models import ARCHITECTURES, build_model, deployable, footprint
 from training.models.cnn_lstm import CnnLstm
 from training.models.statistics import StatisticsClassifier, WithStatistics, time_statistics
 from training.models.timnet import CausalConv, SineKernel
+from training.train import backend_windows
 
-from .conftest import ROOT, SAMPLE, run_rtser
+from .conftest import DEFAULT_MODEL, ROOT, SAMPLE, run_rtser
 
 FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39}
 
@@ -64,6 +67,32 @@ def test_statistics_classifier_learns_what_window_statistics_tell_and_is_average
         expected = (network(x) + statistics(x)) / 2
         assert torch.allclose(both(x), expected, atol=1e-6) and torch.allclose(torch.softmax(both.logits(x), -1), expected, atol=1e-5)
         assert torch.allclose(deployable(both)(x), expected, atol=1e-6)
+
+
+def test_int8_files_give_probabilities_up_to_one_beyond_what_the_calibration_windows_reached(tmp_path):
+    spec = load_manifest(DEFAULT_MODEL)
+    n_classes, n_features = len(spec.labels), spec.input_shape[-1]
+    rng = np.random.default_rng(0)
+    targets = np.repeat(np.arange(n_classes), 60)
+
+    def windows_of(*classes: np.ndarray) -> np.ndarray:  # class k: feature k louder, which the statistics classifier reads
+        windows = rng.standard_normal((len(targets), 1, 297, n_features)).astype(np.float32)
+        for shown in classes:
+            windows[np.arange(len(targets)), 0, :, shown] += 3.0
+        return windows
+
+    windows = windows_of(targets)
+    torch.manual_seed(0)
+    network = build_model({"architecture": "lightsernet", "width": 0.25}, n_classes, n_features).eval()
+    model = WithStatistics(network, StatisticsClassifier(n_classes, n_features).fit(windows, targets, l2=0.03)).eval()
+    calibration = windows_of(targets, (targets + 1) % n_classes, (targets + 2) % n_classes)[::6, 0]  # three classes at once: none as sure as one
+    export_model(model, spec, calibration, str(tmp_path), {}, {})
+    with torch.no_grad():
+        expected = model(torch.from_numpy(windows)).numpy()
+        assert expected.max() > 1.5 * model(torch.from_numpy(calibration[:, None])).max()
+    for kind in ("tflite", "onnx"):
+        (probs,) = backend_windows(str(tmp_path), kind, [windows[:, 0]])
+        assert np.abs(probs.sum(axis=1) - 1).max() < 0.02 and np.abs(probs - expected).max() < 0.1, kind
 
 
 @pytest.mark.parametrize("pooling, steps", [("paper", 3), ("sequence", 38)])

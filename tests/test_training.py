@@ -115,10 +115,13 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     # the fold's results are kept: the same command resumes without training it again
     fold_json = out / "fold00" / "fold.json"
     stamp = fold_json.stat().st_mtime_ns
-    again = train_smoke("--no-final")
+    again = train_smoke("--no-final", "--run-folds", "0")
     assert again.returncode == 0, again.stderr[-3000:]
     assert fold_json.stat().st_mtime_ns == stamp and "epoch 1:" not in again.stdout + again.stderr
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # the report's reproduce command does not name the folds this process happened to run
+    reproduce = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("Reproduce:"))
+    assert "--smoke" in reproduce and "--run-folds" not in reproduce
     # ...but never mixes another recipe's folds in, and names only folds that exist
     other = train_smoke("--no-final", "--with", "training/configs/architectures/attention_fcn.yaml")
     assert other.returncode == 2 and "another recipe" in other.stderr and "Traceback" not in other.stderr
@@ -189,8 +192,10 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
 
 
-def test_statistics_classifier_is_fitted_on_the_training_speakers_runtime_windows_after_the_network(tmp_path):
-    config = load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "statistics.yaml")])
+@pytest.mark.parametrize("with_validation", [False, True])
+def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
+    config = load_config(os.path.join(CONFIGS, "default.yaml"))
+    config.train.statistics_with_validation = with_validation
     data = prepare(config, smoke=True)
     fold = data.folds[0]
     train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
@@ -198,7 +203,7 @@ def test_statistics_classifier_is_fitted_on_the_training_speakers_runtime_window
     trainer = Trainer(config, data)
     model, spec, _ = trainer.fit(train_idx, val_idx, str(log), 0)
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    windows = trainer.windows(train_idx, spec)
+    windows = trainer.windows(train_idx + val_idx if with_validation else train_idx, spec)
     assert isinstance(model, WithStatistics) and not model.training
     assert records[-2]["averaged_epochs"] == 1 and records[-1]["statistics_classifier_windows"] == sum(map(len, windows))
     x = torch.from_numpy(np.concatenate([w for w in windows if len(w)])[:, None])
@@ -214,6 +219,8 @@ def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe
     del stored["recipe"]["train"]["average_last"]  # written by code that did not have the setting yet
     stored["recipe"]["train"]["threads"] = 2
     claim.write_text(json.dumps(stored))
+    _claim(config, data, str(tmp_path))
+    config.name = "renamed"  # a name is a label: the same recipe under another name resumes
     _claim(config, data, str(tmp_path))
     del stored["recipe"]["normalization"]  # written before speaker normalisation: windows normalised otherwise
     claim.write_text(json.dumps(stored))

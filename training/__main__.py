@@ -31,7 +31,7 @@ def _train(args) -> int:
     started = time.time()
     metrics = {} if args.no_cv else cross_validate(config, data, out, args.run_folds)
     manifest = None if args.no_final else train_final(config, data, out, metrics)
-    command = "python -m training " + " ".join(args.argv)
+    command = "python -m training " + " ".join(_without_run_folds(args.argv))
     write_report(os.path.join(out, "report.md"), config.name, command, metrics, manifest, time.time() - started)
     if args.install and manifest:
         os.makedirs(args.install, exist_ok=True)
@@ -42,6 +42,18 @@ def _train(args) -> int:
             shutil.copy2(os.path.join(out, "metrics.json"), os.path.join(args.install, "metrics.json"))
     print(f"run folder: {out}")
     return 0
+
+
+def _without_run_folds(argv: list[str]) -> list[str]:
+    """The arguments without ``--run-folds``: which process trained which fold does not change the
+    pooled figures, so a report's reproduce command names every fold."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--run-folds"):
+            skip = arg == "--run-folds"
+            continue
+        kept.append(arg)
+    return kept
 
 
 def _compare(args) -> int:

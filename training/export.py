@@ -18,6 +18,7 @@ from rtser.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_of
 from rtser.native import native_stderr_silenced
 
 from .models import deployable
+from .models.base import KeptInFloat
 
 
 @contextlib.contextmanager
@@ -31,6 +32,20 @@ def _quiet():
             yield
         finally:
             logging.disable(previous)
+
+
+def _kept_in_float(model: torch.nn.Module) -> set[str]:
+    """The qualified class names of the model's modules that the int8 exports leave in float (the
+    form in which both exporters record the module each operation comes from)."""
+    return {f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules() if isinstance(m, KeptInFloat)}
+
+
+def _onnx_nodes_of(path: str, classes: set[str]) -> list[str]:
+    """The names of the ONNX graph's nodes that come from modules of these classes."""
+    import onnx
+
+    return [node.name for node in onnx.load(path).graph.node
+            if any(p.key == "pkg.torch.onnx.class_hierarchy" and any(f"'{c}'" in p.value for c in classes) for p in node.metadata_props)]  # fmt: skip
 
 
 def export_onnx_int8(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
@@ -58,6 +73,7 @@ def export_onnx_int8(model: torch.nn.Module, calibration: np.ndarray, path: str)
         quantize_static(
             prepared, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            nodes_to_exclude=_onnx_nodes_of(prepared, _kept_in_float(model)),
         )  # fmt: skip
     return {"path": os.path.basename(path), "sha256": sha256_of(path), "input": {"dtype": "float32"},
             "quantization": "int8 QDQ, per-channel weights, static activations (onnxruntime)"}  # fmt: skip
@@ -73,6 +89,8 @@ def export_tflite_int8(model: torch.nn.Module, calibration: np.ndarray, path: st
 
         example = (torch.from_numpy(calibration[:1, None].astype(np.float32)),)
         quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        for name in _kept_in_float(model):
+            quantizer.set_module_type(name, None)
         prepared = prepare_pt2e(torch.export.export(model.eval(), example).module(), quantizer)
         with torch.no_grad():
             for window in calibration:

@@ -10,7 +10,7 @@ def _row(name: str, metrics: dict) -> str:
 def write_report(path: str, name: str, command: str, metrics: dict, manifest: dict | None, seconds: float) -> None:
     """Tables of pooled UA/WA/F1 per artifact and corpus, per-fold UA, and how to reproduce them."""
     lines = [f"# Training report: {name}", "", f"Reproduce: `{command}`", "",
-             f"This command ran {seconds / 60:.1f} min on this machine.", ""]  # fmt: skip
+             f"This invocation ran {seconds / 60:.1f} min on this machine.", ""]  # fmt: skip
     if metrics:
         folds = metrics["folds"]
         lines += [f"## Speaker-independent cross-validation (pooled over {folds['pooled']} of {folds['of']} folds)", "",

@@ -149,7 +149,8 @@ class Trainer:
             model.load_state_dict(best)
             model.eval()
         if settings.statistics_classifier:
-            model = self._with_statistics(model, train_idx, spec, val_windows, val_truth, log_path)
+            fit_idx = train_idx + val_idx if settings.statistics_with_validation else train_idx
+            model = self._with_statistics(model, fit_idx, spec, val_windows, val_truth, log_path)
         return model, spec, history
 
     def _averaged(self, averaged: AveragedModel, x: np.ndarray, val_windows, val_truth, log_path: str) -> nn.Module:
@@ -162,17 +163,17 @@ class Trainer:
                              f"weights averaged over the last {int(averaged.n_averaged)} epochs")  # fmt: skip
         return model
 
-    def _with_statistics(self, network: nn.Module, train_idx: list[int], spec: Manifest, val_windows, val_truth, log_path: str) -> nn.Module:
-        """The network averaged with a statistics classifier fitted on the training speakers' runtime
+    def _with_statistics(self, network: nn.Module, fit_idx: list[int], spec: Manifest, val_windows, val_truth, log_path: str) -> nn.Module:
+        """The network averaged with a statistics classifier fitted on these utterances' runtime
         windows (:mod:`training.models.statistics`); its validation UA is logged."""
         started = time.time()
-        windows = self.windows(train_idx, spec)
+        windows = self.windows(fit_idx, spec)
         x = np.concatenate([w for w in windows if len(w)])[:, None]
-        y = np.concatenate([np.full(len(w), self.targets[i]) for i, w in zip(train_idx, windows)]).astype(np.int64)
+        y = np.concatenate([np.full(len(w), self.targets[i]) for i, w in zip(fit_idx, windows)]).astype(np.int64)
         statistics = StatisticsClassifier(len(self.config.labels), self.config.features.n_features).fit(x, y, self.config.train.statistics_l2)
         model = WithStatistics(network, statistics).eval()
         self._log_validation(model, val_windows, val_truth, log_path, started, {"statistics_classifier_windows": len(x)},
-                             f"with the statistics classifier ({len(x)} training windows)")  # fmt: skip
+                             f"with the statistics classifier (fitted on {len(x)} windows)")  # fmt: skip
         return model
 
     def _log_validation(self, model: nn.Module, val_windows, val_truth, log_path: str, started: float, record: dict, what: str) -> None:
@@ -259,6 +260,7 @@ def _claim(config: RunConfig, data: RunData, out: str) -> None:
     with open(path, encoding="utf-8") as handle:
         stored = json.load(handle)
     stored["recipe"]["train"].pop("threads", None)
+    stored["recipe"]["name"] = config.name  # neither is part of the recipe (see _comparable)
     stored["recipe"].setdefault("normalization", {"method": "window_cmn"})  # folders from before speaker normalisation
     try:  # settings added since the folder was written are read as their defaults
         stored["recipe"] = _comparable(build(RunConfig, stored["recipe"]))
@@ -269,9 +271,10 @@ def _claim(config: RunConfig, data: RunData, out: str) -> None:
 
 
 def _comparable(config: RunConfig) -> dict:
-    """The recipe as JSON data, without the thread count (it changes float rounding only, so a run
-    may resume with another)."""
+    """The recipe as JSON data, without its name and thread count (a label, and float rounding only,
+    so a run may resume under another name or with another thread count)."""
     recipe = config_dict(config)
+    recipe["name"] = None
     recipe["train"]["threads"] = None
     return json.loads(json.dumps(recipe))
 

@@ -18,6 +18,11 @@ class Classifier(nn.Module):
         return torch.softmax(self.logits(x), dim=-1)
 
 
+class KeptInFloat(nn.Module):
+    """A module the int8 exports leave in float: arithmetic on probabilities, whose int8 range the
+    calibration windows would set too narrow (clipping the surest windows' probabilities)."""
+
+
 def scaled(width: float):
     """Filter counts scaled by ``width`` (1.0 is the paper's), never below 4."""
     return lambda n: max(4, int(round(n * width)))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Classifier
+from .base import Classifier, KeptInFloat
 
 
 def time_statistics(frames: torch.Tensor) -> torch.Tensor:
@@ -67,15 +67,22 @@ class StatisticsClassifier(Classifier):
         return self.eval()
 
 
+class ProbabilityAverage(KeptInFloat):
+    """The mean of two probability vectors."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (a + b)
+
+
 class WithStatistics(Classifier):
     """A network and a statistics classifier whose class probabilities are averaged."""
 
     def __init__(self, network: Classifier, statistics: StatisticsClassifier):
         super().__init__()
-        self.network, self.statistics = network, statistics
+        self.network, self.statistics, self.average = network, statistics, ProbabilityAverage()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.network(x) + self.statistics(x))
+        return self.average(self.network(x), self.statistics(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the averaged probabilities (a softmax of them gives them back)."""

@@ -16,7 +16,7 @@ from rtser.manifest import load_manifest
 from training.export import export_model
 from training.models import ARCHITECTURES, build_model, deployable, footprint
 from training.models.cnn_lstm import CnnLstm
-from training.models.statistics import StatisticsClassifier, WithStatistics, time_statistics
+from training.models.statistics import StatisticsClassifier, WithStatistics, choose_l2, time_statistics
 from training.models.timnet import CausalConv, SineKernel
 from training.train import backend_windows
 
@@ -68,6 +68,17 @@ def test_statistics_classifier_learns_what_window_statistics_tell_and_is_average
         assert torch.allclose(both(x), expected, atol=1e-6) and torch.allclose(torch.softmax(both.logits(x), -1), expected, atol=1e-5)
         assert torch.allclose(deployable(both)(x), expected, atol=1e-6)
 
+
+
+def test_the_weight_penalty_chosen_on_held_out_speakers_is_light_for_a_real_cue_and_heavy_for_none():
+    rng = np.random.default_rng(0)
+    targets = np.tile(np.arange(3), 60)
+    speakers = np.repeat(np.arange(6), 30).astype(str)
+    windows = rng.standard_normal((180, 1, 60, 8)).astype(np.float32)
+    grid = [0.001, 1.0]
+    assert choose_l2(windows, targets, speakers, grid, 3) == 1.0  # nothing to learn: the strongest penalty
+    windows[:, :, :, 0] += 0.5 * targets[:, None, None]  # class k: feature 0 louder, for every speaker
+    assert choose_l2(windows, targets, speakers, grid, 3) == 0.001
 
 def test_int8_files_give_probabilities_up_to_one_beyond_what_the_calibration_windows_reached(tmp_path):
     spec = load_manifest(DEFAULT_MODEL)

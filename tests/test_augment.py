@@ -72,3 +72,15 @@ def test_utterances_recorded_through_one_channel_share_its_room_and_gain():
     assert not np.allclose(rooms.wave(speech), rooms.wave(speech))  # each draws its own channel
     noisy = augmenter(noise_prob=1.0).channel()
     assert noisy.noise is not None and 5.0 <= noisy.snr_db <= 30.0 and noisy.rir is None and noisy.gain == 1.0
+
+
+def test_speed_drawn_per_voice_moves_every_utterance_of_the_voice_alike():
+    voices = augmenter(speed_prob=1.0, speed=(0.9, 1.1), speed_per_voice=True)
+    channel = voices.channel()
+    assert 0.9 <= channel.speed <= 1.1 and channel.speed != 1.0
+    low, high = tone(200, 1.0), tone(400, 1.0)
+    ratios = {round(peak_hz(voices.wave(t, channel)) / hz, 2) for t, hz in ((low, 200), (high, 400)) for _ in range(3)}
+    assert ratios == {round(channel.speed, 2)}
+    per_utterance = augmenter(speed_prob=1.0, speed=(0.9, 1.1))
+    assert per_utterance.channel().speed == 1.0
+    assert len({len(per_utterance.wave(low, per_utterance.channel())) for _ in range(5)}) > 1

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -119,6 +120,16 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert fold_json.stat().st_mtime_ns == stamp and "epoch 1:" not in again.stdout + again.stderr
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # a fold trained by a process that stopped before its export and evaluation is not trained again
+    decisions = json.loads(fold_json.read_text())
+    fold_json.unlink()
+    shutil.rmtree(out / "fold00" / "model")
+    log = (out / "fold00" / "log.jsonl").read_text()
+    resumed = train_smoke("--no-final", "--run-folds", "0")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trained model loaded" in resumed.stdout and "epoch 1:" not in resumed.stdout + resumed.stderr
+    assert (out / "fold00" / "log.jsonl").read_text() == log
+    assert json.loads(fold_json.read_text()) == decisions and (out / "fold00" / "model" / "model.tflite").exists()
     # the report's reproduce command does not name the folds this process happened to run
     reproduce = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("Reproduce:"))
     assert "--smoke" in reproduce and "--run-folds" not in reproduce
@@ -196,6 +207,7 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
     config = load_config(os.path.join(CONFIGS, "default.yaml"))
     config.train.statistics_with_validation = with_validation
+    config.train.statistics_l2 = [0.005, 0.05] if with_validation else 0.02  # a list: chosen on the fit speakers
     data = prepare(config, smoke=True)
     fold = data.folds[0]
     train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
@@ -206,6 +218,7 @@ def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_window
     windows = trainer.windows(train_idx + val_idx if with_validation else train_idx, spec)
     assert isinstance(model, WithStatistics) and not model.training
     assert records[-2]["averaged_epochs"] == 1 and records[-1]["statistics_classifier_windows"] == sum(map(len, windows))
+    assert records[-1]["statistics_l2"] in ([0.005, 0.05] if with_validation else [0.02])
     x = torch.from_numpy(np.concatenate([w for w in windows if len(w)])[:, None])
     assert torch.allclose(model.statistics.centre, time_statistics(x[:, 0]).mean(0), atol=1e-4)
 

@@ -25,6 +25,7 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     speed_prob: float = 0.3
     speed: tuple[float, float] = (0.9, 1.1)
+    speed_per_voice: bool = False
     pitch_prob: float = 0.0
     pitch_semitones: tuple[float, float] = (-2.0, 2.0)
     shift_prob: float = 0.0
@@ -43,12 +44,13 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class Channel:
     """Recording conditions: a room impulse response and a background noise recording at an SNR
-    (None for none), and a gain factor."""
+    (None for none), a gain factor, and a speed factor for the voice (1 for none)."""
 
     rir: np.ndarray | None
     noise: np.ndarray | None
     snr_db: float
     gain: float
+    speed: float = 1.0
 
 
 class Augmenter:
@@ -72,23 +74,25 @@ class Augmenter:
         return probability > 0 and self.rng.random() < probability
 
     def channel(self) -> Channel:
-        """Draw recording conditions (room, background noise and its level, gain), which the
-        trainer shares among the utterances of one speaker, as the runtime hears a stream."""
+        """Draw recording conditions (room, background noise and its level, gain, and with
+        ``speed_per_voice`` the speed), which the trainer shares among the utterances of one speaker,
+        as the runtime hears a stream."""
         c = self.config
         rir = self.rirs[self.rng.integers(len(self.rirs))] if self._happens(c.reverb_prob) else None
         noise = self.noises[self.rng.integers(len(self.noises))] if self._happens(c.noise_prob) else None
         snr = float(self.rng.uniform(*c.snr_db))
         gain = float(10 ** (self.rng.uniform(*c.gain_db) / 20)) if self._happens(c.gain_prob) else 1.0
-        return Channel(rir, noise, snr, gain)
+        speed = float(self.rng.uniform(*c.speed)) if c.speed_per_voice and self._happens(c.speed_prob) else 1.0
+        return Channel(rir, noise, snr, gain, speed)
 
     def wave(self, samples: np.ndarray, channel: Channel | None = None) -> np.ndarray:
-        """Augment one utterance's waveform: speed, pitch and time shift drawn for it, recorded
-        through ``channel`` (drawn for it when None)."""
+        """Augment one utterance's waveform: speed (unless drawn per voice), pitch and time shift
+        drawn for it, recorded through ``channel`` (drawn for it when None)."""
         c = self.config
         channel = channel or self.channel()
         out = samples
-        if self._happens(c.speed_prob):
-            factor = self.rng.uniform(*c.speed)
+        factor = channel.speed if c.speed_per_voice else self.rng.uniform(*c.speed) if self._happens(c.speed_prob) else 1.0
+        if factor != 1.0:
             out = soxr.resample(out, self.rate * factor, self.rate, quality="HQ").astype(np.float32)
         if self._happens(c.pitch_prob):
             out = self._pitch_shift(out, self.rng.uniform(*c.pitch_semitones))

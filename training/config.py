@@ -29,7 +29,7 @@ class TrainSettings:
     mixup_alpha: float = 0.0  # 0 switches mixup off
     average_last: int = 0  # >0: ship the weights averaged over the last N epochs (SWA), not the best-validation epoch
     statistics_classifier: bool = False  # average the network with a linear classifier on window statistics (models/statistics.py)
-    statistics_l2: float = 0.02  # that classifier's weight penalty
+    statistics_l2: float | list[float] = 0.02  # that classifier's weight penalty; a list: the one chosen on the fit speakers (models/statistics.py choose_l2)
     statistics_with_validation: bool = False  # fit it on the validation speakers' windows too (their logged UA is then not held out)
     seed: int = 0
     threads: int = 2

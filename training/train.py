@@ -27,7 +27,7 @@ from .export import export_model
 from .dataset import RunData
 from .folds import final_split
 from .models import build_model, footprint
-from .models.statistics import StatisticsClassifier, WithStatistics
+from .models.statistics import StatisticsClassifier, WithStatistics, choose_l2
 from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
 
 WARM_UP_UTTERANCES = 10  # the evaluation scores a voice's first utterances apart: see _breakdown
@@ -170,10 +170,13 @@ class Trainer:
         windows = self.windows(fit_idx, spec)
         x = np.concatenate([w for w in windows if len(w)])[:, None]
         y = np.concatenate([np.full(len(w), self.targets[i]) for i, w in zip(fit_idx, windows)]).astype(np.int64)
-        statistics = StatisticsClassifier(len(self.config.labels), self.config.features.n_features).fit(x, y, self.config.train.statistics_l2)
+        l2 = self.config.train.statistics_l2
+        if isinstance(l2, list):
+            l2 = choose_l2(x, y, np.concatenate([np.full(len(w), self.speakers[i]) for i, w in zip(fit_idx, windows)]), l2, len(self.config.labels))
+        statistics = StatisticsClassifier(len(self.config.labels), self.config.features.n_features).fit(x, y, l2)
         model = WithStatistics(network, statistics).eval()
-        self._log_validation(model, val_windows, val_truth, log_path, started, {"statistics_classifier_windows": len(x)},
-                             f"with the statistics classifier (fitted on {len(x)} windows)")  # fmt: skip
+        self._log_validation(model, val_windows, val_truth, log_path, started, {"statistics_classifier_windows": len(x), "statistics_l2": l2},
+                             f"with the statistics classifier (fitted on {len(x)} windows, weight penalty {l2})")  # fmt: skip
         return model
 
     def _log_validation(self, model: nn.Module, val_windows, val_truth, log_path: str, started: float, record: dict, what: str) -> None:
@@ -293,8 +296,7 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     print(f"{fold.name}: test {sorted(fold.test)}, validation {sorted(fold.validation)}")
     os.makedirs(fold_dir, exist_ok=True)
     train_idx, val_idx, test_idx = (_indices(utterances, s) for s in (fold.train, fold.validation, fold.test))
-    model, spec, history = trainer.fit(train_idx, val_idx, os.path.join(fold_dir, "log.jsonl"), config.train.seed + k)
-    plot_curves(history, fold.name, os.path.join(fold_dir, "curves.png"))
+    model, spec = _trained(trainer, train_idx, val_idx, fold_dir, config.train.seed + k, fold.name)
     test_windows = trainer.windows(test_idx, spec)
     export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
     predictions = {
@@ -307,6 +309,26 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     result = {"test": [utterances[i].path for i in test_idx], "validation": sorted(fold.validation),
               "predictions": {kind: p.tolist() for kind, p in predictions.items()}}  # fmt: skip
     _write_json(os.path.join(fold_dir, "fold.json"), result)
+
+
+def _trained(trainer: Trainer, train_idx: list[int], val_idx: list[int], folder: str, seed: int, title: str) -> tuple[nn.Module, Manifest]:
+    """A fold's trained model and its spec: trained here (log and curves written, the model kept in
+    ``trained.pt``), or loaded from ``trained.pt`` where an earlier process trained it and stopped
+    before the fold's export and evaluation were done (the run folder's claim vouches for the recipe)."""
+    checkpoint = os.path.join(folder, "trained.pt")
+    if os.path.exists(checkpoint):
+        saved = torch.load(checkpoint, weights_only=False)
+        print(f"{title}: trained model loaded from {checkpoint}")
+        return saved["model"].eval(), saved["spec"]
+    log_path = os.path.join(folder, "log.jsonl")
+    if os.path.exists(log_path):
+        os.remove(log_path)  # epochs of a process that stopped before the end
+    model, spec, history = trainer.fit(train_idx, val_idx, log_path, seed)
+    plot_curves(history, title, os.path.join(folder, "curves.png"))
+    partial = f"{checkpoint}.{os.getpid()}.tmp"
+    torch.save({"model": model, "spec": spec}, partial)
+    os.replace(partial, checkpoint)
+    return model, spec
 
 
 def _training_minutes(log_path: str) -> float:

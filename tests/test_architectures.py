@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rtser.manifest import load_manifest
+from rtser.schema import ConfigError
 from training.export import export_model
 from training.models import ARCHITECTURES, build_model, deployable, footprint
 from training.models.cnn_lstm import CnnLstm
@@ -79,6 +80,8 @@ def test_the_weight_penalty_chosen_on_held_out_speakers_is_light_for_a_real_cue_
     assert choose_l2(windows, targets, speakers, grid, 3) == 1.0  # nothing to learn: the strongest penalty
     windows[:, :, :, 0] += 0.5 * targets[:, None, None]  # class k: feature 0 louder, for every speaker
     assert choose_l2(windows, targets, speakers, grid, 3) == 0.001
+    with pytest.raises(ConfigError, match="two or more speakers"):
+        choose_l2(windows, targets, np.full(180, "only"), grid, 3)
 
 def test_int8_files_give_probabilities_up_to_one_beyond_what_the_calibration_windows_reached(tmp_path):
     spec = load_manifest(DEFAULT_MODEL)

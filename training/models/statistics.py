@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rtser.schema import ConfigError
+
 from .base import Classifier, KeptInFloat
 
 
@@ -72,6 +74,8 @@ def choose_l2(windows: np.ndarray, targets: np.ndarray, speakers: np.ndarray, gr
     speakers are dealt into ``groups`` groups, each held out in turn, and the penalty with the lowest
     class-balanced cross-entropy on the held-out windows wins (the test speakers take no part)."""
     voices = sorted(set(speakers.tolist()))
+    if len(voices) < 2:
+        raise ConfigError("statistics_l2: choosing the weight penalty from a list needs two or more speakers to fit on")
     group_of = {voice: i % min(groups, len(voices)) for i, voice in enumerate(voices)}
     held = np.array([group_of[s] for s in speakers])
     losses = []

@@ -70,7 +70,6 @@ def test_statistics_classifier_learns_what_window_statistics_tell_and_is_average
         assert torch.allclose(deployable(both)(x), expected, atol=1e-6)
 
 
-
 def test_the_weight_penalty_chosen_on_held_out_speakers_is_light_for_a_real_cue_and_heavy_for_none():
     rng = np.random.default_rng(0)
     targets = np.tile(np.arange(3), 60)
@@ -82,6 +81,7 @@ def test_the_weight_penalty_chosen_on_held_out_speakers_is_light_for_a_real_cue_
     assert choose_l2(windows, targets, speakers, grid, 3) == 0.001
     with pytest.raises(ConfigError, match="two or more speakers"):
         choose_l2(windows, targets, np.full(180, "only"), grid, 3)
+
 
 def test_int8_files_give_probabilities_up_to_one_beyond_what_the_calibration_windows_reached(tmp_path):
     spec = load_manifest(DEFAULT_MODEL)

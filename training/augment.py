@@ -91,7 +91,9 @@ class Augmenter:
         c = self.config
         channel = channel or self.channel()
         out = samples
-        factor = channel.speed if c.speed_per_voice else self.rng.uniform(*c.speed) if self._happens(c.speed_prob) else 1.0
+        factor = channel.speed
+        if not c.speed_per_voice and self._happens(c.speed_prob):
+            factor = self.rng.uniform(*c.speed)
         if factor != 1.0:
             out = soxr.resample(out, self.rate * factor, self.rate, quality="HQ").astype(np.float32)
         if self._happens(c.pitch_prob):

@@ -169,10 +169,11 @@ class Trainer:
         started = time.time()
         windows = self.windows(fit_idx, spec)
         x = np.concatenate([w for w in windows if len(w)])[:, None]
-        y = np.concatenate([np.full(len(w), self.targets[i]) for i, w in zip(fit_idx, windows)]).astype(np.int64)
+        counts = [len(w) for w in windows]
+        y = np.repeat(self.targets[fit_idx], counts).astype(np.int64)
         l2 = self.config.train.statistics_l2
         if isinstance(l2, list):
-            l2 = choose_l2(x, y, np.concatenate([np.full(len(w), self.speakers[i]) for i, w in zip(fit_idx, windows)]), l2, len(self.config.labels))
+            l2 = choose_l2(x, y, np.repeat(np.asarray(self.speakers)[fit_idx], counts), l2, len(self.config.labels))
         statistics = StatisticsClassifier(len(self.config.labels), self.config.features.n_features).fit(x, y, l2)
         model = WithStatistics(network, statistics).eval()
         self._log_validation(model, val_windows, val_truth, log_path, started, {"statistics_classifier_windows": len(x), "statistics_l2": l2},
@@ -282,12 +283,22 @@ def _comparable(config: RunConfig) -> dict:
     return json.loads(json.dumps(recipe))
 
 
-def _write_json(path: str, data) -> None:
-    """Write JSON so that a process reading the file at the same time sees all of it or nothing."""
+def _write_whole(path: str, write) -> None:
+    """``write(partial_path)``, then the file moved into place, so that a process reading ``path``
+    at the same time sees all of it or nothing."""
     partial = f"{path}.{os.getpid()}.tmp"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
+    write(partial)
     os.replace(partial, path)
+
+
+def _write_json(path: str, data) -> None:
+    """Write JSON whole (see :func:`_write_whole`)."""
+
+    def write(partial: str) -> None:
+        with open(partial, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+
+    _write_whole(path, write)
 
 
 def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, fold_dir: str) -> None:
@@ -325,9 +336,7 @@ def _trained(trainer: Trainer, train_idx: list[int], val_idx: list[int], folder:
         os.remove(log_path)  # epochs of a process that stopped before the end
     model, spec, history = trainer.fit(train_idx, val_idx, log_path, seed)
     plot_curves(history, title, os.path.join(folder, "curves.png"))
-    partial = f"{checkpoint}.{os.getpid()}.tmp"
-    torch.save({"model": model, "spec": spec}, partial)
-    os.replace(partial, checkpoint)
+    _write_whole(checkpoint, lambda partial: torch.save({"model": model, "spec": spec}, partial))
     return model, spec
 
 

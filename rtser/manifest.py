@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import RtserError
 from .features import FeatureConfig, count_frames
-from .normalization import METHOD, NormalizationSpec, VoiceStatistics
+from .normalization import METHOD, NormalizationSpec, TrainingVoices, VoiceStatistics
 
 MANIFEST_NAME = "model.json"
 FORMAT = "rtser-model/1"
@@ -138,7 +138,7 @@ def _normalization(entry: dict, features: FeatureConfig) -> NormalizationSpec:
         raise ValueError(f"normalization method must be {METHOD!r}, got {entry.get('method')!r}")
     spec = NormalizationSpec(
         tuple(float(v) for v in entry["mean"]), tuple(float(v) for v in entry["std"]),
-        float(entry["prior_seconds"]), float(entry["memory_seconds"]),
+        float(entry["prior_seconds"]), float(entry["memory_seconds"]), _voices(entry.get("voices"), features),
     )  # fmt: skip
     if not len(spec.mean) == len(spec.std) == features.n_features:
         raise ValueError(f"normalization has {len(spec.mean)} means and {len(spec.std)} deviations for {features.n_features} features")
@@ -146,6 +146,19 @@ def _normalization(entry: dict, features: FeatureConfig) -> NormalizationSpec:
     if not np.isfinite(values).all() or min(spec.std) <= 0 or spec.prior_seconds <= 0 or spec.memory_seconds <= 0:
         raise ValueError("normalization needs finite values, positive deviations, prior_seconds and memory_seconds")
     return spec
+
+
+def _voices(entry: dict | None, features: FeatureConfig) -> TrainingVoices | None:
+    """The manifest's ``normalization.voices`` entry (optional), checked."""
+    if entry is None:
+        return None
+    mean, std = np.array(entry["mean"], np.float64), np.array(entry["std"], np.float64)
+    temperature = float(entry["temperature"])
+    if mean.ndim != 2 or mean.shape != std.shape or len(mean) == 0 or mean.shape[1] != features.n_features:
+        raise ValueError(f"normalization voices need mean and std of [voices, {features.n_features}] values")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all() and temperature > 0):
+        raise ValueError("normalization voices need finite means, positive deviations and a positive temperature")
+    return TrainingVoices(mean, std, temperature)
 
 
 def verify_network(manifest: Manifest, kind: str) -> str:

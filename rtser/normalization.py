@@ -7,6 +7,14 @@ frames heard so far on the stream, which forget old speech with a memory of ``me
 speech (a new speaker or room takes over within about that much speech), blended with the training
 speakers' average statistics, worth ``prior_seconds`` of speech (so the first words are standardised
 sensibly too). Training builds its windows with the same statistics (see ``training.windows``).
+
+A model may also carry each training voice's statistics (``voices``): the prior is then the average
+of the training voices weighted by how well each explains the speech heard before the frames being
+standardised (a softmax of their mean log-likelihood per frame over ``temperature``), so a low, dark
+voice starts from the low, dark training voices rather than from the average of all of them. The
+frames being standardised are left out of the weighting, or a raised voice would pick the raised
+training voices and be judged against them; before a second of earlier speech the plain average
+serves.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ class Moments:
     def __add__(self, other: Moments) -> Moments:
         return Moments(self.weight + other.weight, self.total + other.total, self.squares + other.squares)
 
+    def __sub__(self, other: Moments) -> Moments:
+        return Moments(self.weight - other.weight, self.total - other.total, self.squares - other.squares)
+
     def scaled(self, factor: float) -> Moments:
         """The same statistics with ``factor`` times the weight."""
         return Moments(self.weight * factor, self.total * factor, self.squares * factor)
@@ -55,29 +66,63 @@ class Moments:
 
 
 @dataclass(frozen=True)
+class TrainingVoices:
+    """Each training voice's mean and standard deviation of every feature (``[voices, features]``),
+    and the temperature of the softmax that weights them."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    temperature: float
+
+    def to_dict(self) -> dict:
+        """The manifest's ``normalization.voices`` entry."""
+        return {"temperature": self.temperature, "mean": np.round(self.mean, 6).tolist(), "std": np.round(self.std, 6).tolist()}
+
+    def weights(self, heard: Moments) -> np.ndarray:
+        """How much each voice counts in the prior given the speech heard: a softmax of the voices'
+        mean log-likelihood per heard frame (diagonal Gaussians) over the temperature."""
+        variance = self.std**2
+        misfit = ((heard.variance + (heard.mean - self.mean) ** 2) / variance + np.log(variance)).sum(axis=1) / 2
+        scores = -(misfit - misfit.min()) / self.temperature
+        weights = np.exp(scores)
+        return weights / weights.sum()
+
+
+@dataclass(frozen=True)
 class NormalizationSpec:
     """The prior (training speakers' average mean and within-speaker standard deviation of each
-    feature) and how much speech the prior and the running statistics are worth."""
+    feature, or each training voice's to be weighted by the speech heard) and how much speech the
+    prior and the running statistics are worth."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     prior_seconds: float = 5.0
     memory_seconds: float = 60.0
+    voices: TrainingVoices | None = None
 
     def to_dict(self) -> dict:
         """The manifest's ``normalization`` entry."""
-        return {"method": METHOD, "prior_seconds": self.prior_seconds, "memory_seconds": self.memory_seconds,
-                "mean": [round(float(v), 6) for v in self.mean], "std": [round(float(v), 6) for v in self.std]}  # fmt: skip
+        entry = {"method": METHOD, "prior_seconds": self.prior_seconds, "memory_seconds": self.memory_seconds,
+                 "mean": [round(float(v), 6) for v in self.mean], "std": [round(float(v), 6) for v in self.std]}  # fmt: skip
+        return entry | ({"voices": self.voices.to_dict()} if self.voices else {})
 
-    def prior(self, frames_per_second: float) -> Moments:
-        """The prior as moments worth ``prior_seconds`` of frames."""
-        mean, std = np.asarray(self.mean, np.float64), np.asarray(self.std, np.float64)
+    def prior(self, frames_per_second: float, earlier: Moments) -> Moments:
+        """The prior as moments worth ``prior_seconds`` of frames: the training speakers' average,
+        or their voices weighted by how well each explains the ``earlier`` speech (once it is worth a
+        second)."""
+        if self.voices is None or earlier.weight < frames_per_second:
+            mean, variance = np.asarray(self.mean, np.float64), np.square(np.asarray(self.std, np.float64))
+        else:
+            weights = self.voices.weights(earlier)
+            mean, variance = weights @ self.voices.mean, weights @ self.voices.std**2
         weight = self.prior_seconds * frames_per_second
-        return Moments(weight, weight * mean, weight * (std**2 + mean**2))
+        return Moments(weight, weight * mean, weight * (variance + mean**2))
 
     def standardize(self, frames: np.ndarray, heard: Moments, frames_per_second: float) -> np.ndarray:
-        """``frames`` standardised by the statistics of the speech ``heard`` blended with the prior."""
-        blended = self.prior(frames_per_second) + heard
+        """``frames`` standardised by the statistics of the speech ``heard`` (which includes them)
+        blended with the prior (weighted by what was heard before them; with forgetting, ``heard``
+        holds them slightly faded, so a little of the earlier speech goes with them)."""
+        blended = self.prior(frames_per_second, heard - Moments.of(frames)) + heard
         std = np.sqrt(np.maximum(blended.variance, 1e-6))
         return ((frames - blended.mean) / std).astype(np.float32)
 

@@ -128,6 +128,8 @@ def test_feature_shape_that_does_not_match_the_input(model_copy, kind):
         (lambda m: m["normalization"].update(method="window_cmn"), "normalization method must be 'speaker_running'"),
         (lambda m: m["normalization"]["std"].__setitem__(3, 0.0), "positive deviations"),
         (lambda m: m["normalization"].update(memory_seconds=float("nan")), "finite values"),
+        (lambda m: m["normalization"].update(voices={"temperature": 30, "mean": [[0.0]], "std": [[1.0]]}), "voices need mean and std of [voices, "),
+        (lambda m: m["normalization"].update(voices={"temperature": 0, "mean": [m["normalization"]["mean"]], "std": [m["normalization"]["std"]]}), "positive temperature"),
         (lambda m: m.update(networks={}), "networks"),
     ],
 )

@@ -4,7 +4,9 @@ normalisation the way the runtime would have heard the voice."""
 
 import dataclasses
 import glob
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import soundfile
 
 from rtser.features import extract
 from rtser.manifest import load_manifest
-from rtser.normalization import Moments
+from rtser.normalization import Moments, TrainingVoices
 from rtser.pipeline import Recognizer
 from rtser.windows import speech_frames
 from training.windows import RecordingBackend
@@ -108,3 +110,33 @@ def test_training_draws_only_the_speaker_s_other_utterances_within_the_memory():
     voices = [history.of(speakers == s) for s in sorted(set(speakers))]
     standardized_means = [prior.standardize(v.mean[None], Moments.empty(len(v.mean)), 100.0)[0] for v in voices]
     assert np.abs(np.mean(standardized_means, axis=0)).max() < 1e-4  # the prior sits among the speakers
+
+
+def _heard(manifest, speaker, utterances):
+    """The moments of some of an EMO-DB speaker's utterances' speech frames."""
+    paths = sorted(glob.glob(os.path.join(DATA, "emodb", "wav", f"{speaker}*.wav")))[utterances]
+    return Moments.of(np.concatenate([_speech(soundfile.read(path, dtype="float32")[0], manifest) for path in paths]))
+
+
+def test_the_prior_leans_towards_the_training_voices_like_the_one_heard_before(manifest, speaker_03, tmp_path):
+    speakers = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
+    profiles = [_heard(manifest, speaker, slice(0, 5)) for speaker in speakers]
+    voices = TrainingVoices(np.array([p.mean for p in profiles]), np.sqrt([p.variance for p in profiles]), 1.0)
+    for speaker in ("09", "11"):  # a woman and a man: five other utterances of theirs pick their own voice
+        weights = voices.weights(_heard(manifest, speaker, slice(5, 10)))
+        assert weights.sum() == pytest.approx(1.0) and speakers[int(weights.argmax())] == speaker
+    weighted = dataclasses.replace(manifest.normalization, voices=voices)
+    frames, fps = _speech(speaker_03[5], manifest), manifest.features.frames_per_second
+    alone = Moments.of(frames)  # nothing heard before these frames: the plain average serves
+    assert np.array_equal(weighted.standardize(frames, alone, fps), manifest.normalization.standardize(frames, alone, fps))
+    after = _heard(manifest, "03", slice(0, 5)) + alone
+    assert not np.allclose(weighted.standardize(frames, after, fps), manifest.normalization.standardize(frames, after, fps))
+    folder = shutil.copytree(DEFAULT_MODEL, tmp_path / "model")
+    with open(folder / "model.json", encoding="utf-8") as handle:
+        raw = json.load(handle)
+    raw["normalization"] = weighted.to_dict()
+    with open(folder / "model.json", "w", encoding="utf-8") as handle:
+        json.dump(raw, handle)
+    loaded = load_manifest(str(folder)).normalization
+    assert loaded.voices.temperature == 1.0 and np.allclose(loaded.voices.mean, voices.mean, atol=1e-6)
+    assert np.allclose(loaded.standardize(frames, after, fps), weighted.standardize(frames, after, fps), atol=1e-4)

@@ -88,6 +88,9 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
     path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\nfeatures: {fmax: 99999}\n")
     with pytest.raises(ConfigError, match="features: .*fmax"):
         load_config(str(path))
+    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\nnormalization: {voice_temperature: 0}\n")
+    with pytest.raises(ConfigError, match="voice_temperature must be positive"):
+        load_config(str(path))
 
 
 def test_smoke_training_exports_models_that_rtser_runs(tmp_path):

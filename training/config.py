@@ -51,6 +51,7 @@ class NormalizationSettings:
 
     prior_seconds: float = 5.0
     memory_seconds: float = 60.0
+    voice_temperature: float | None = None  # weight the training voices in the prior (None: their plain average)
 
 
 @dataclass
@@ -98,8 +99,9 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     config = load(RunConfig, where, raw)
     if config.train.average_last and config.train.patience < config.train.epochs:
         raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
-    if min(config.normalization.prior_seconds, config.normalization.memory_seconds) <= 0:
-        raise ConfigError(f"{where}: normalization.prior_seconds and normalization.memory_seconds must be positive")
+    settings = config.normalization
+    if min(settings.prior_seconds, settings.memory_seconds) <= 0 or (settings.voice_temperature is not None and settings.voice_temperature <= 0):
+        raise ConfigError(f"{where}: normalization.prior_seconds, memory_seconds and voice_temperature must be positive")
     return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
 
 

@@ -8,7 +8,7 @@ from rtser.backends import Backend
 from rtser.features import FeaturePlan, extract
 from rtser.manifest import Manifest
 from rtser.pipeline import Recognizer
-from rtser.normalization import Moments, NormalizationSpec
+from rtser.normalization import Moments, NormalizationSpec, TrainingVoices
 from rtser.windows import fill_window, speech_frames
 
 from .augment import Augmenter
@@ -85,11 +85,15 @@ class SpeechHistory:
         return Moments(float(self.weight[chosen].sum()), self.total[chosen].sum(axis=0), self.squares[chosen].sum(axis=0))
 
     def prior(self) -> NormalizationSpec:
-        """The speakers' average mean and within-speaker deviation, as the normalisation prior."""
+        """The speakers' average mean and within-speaker deviation, as the normalisation prior, with
+        each speaker's own when the recipe weights the training voices (``voice_temperature``)."""
         voices = [self.of(self.speakers == speaker) for speaker in np.unique(self.speakers)]
-        mean = np.mean([v.mean for v in voices], axis=0)
-        std = np.sqrt(np.mean([v.variance for v in voices], axis=0))
-        return NormalizationSpec(tuple(mean.tolist()), tuple(std.tolist()), self._settings.prior_seconds, self._settings.memory_seconds)
+        means, variances = np.array([v.mean for v in voices]), np.array([v.variance for v in voices])
+        mean, std = means.mean(axis=0), np.sqrt(variances.mean(axis=0))
+        temperature = self._settings.voice_temperature
+        weighted = TrainingVoices(means, np.sqrt(np.maximum(variances, 1e-6)), temperature) if temperature else None
+        settings = self._settings
+        return NormalizationSpec(tuple(mean.tolist()), tuple(std.tolist()), settings.prior_seconds, settings.memory_seconds, weighted)
 
     def draw(self, utterance: int, rng: np.random.Generator) -> Moments:
         """What the runtime might have heard of this utterance's voice before it (a random draw)."""

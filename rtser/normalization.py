@@ -65,10 +65,10 @@ class Moments:
         return np.maximum(self.squares / max(self.weight, 1e-12) - self.mean**2, 0.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrainingVoices:
     """Each training voice's mean and standard deviation of every feature (``[voices, features]``),
-    and the temperature of the softmax that weights them."""
+    and the temperature of the softmax that weights them (arrays: compared by identity)."""
 
     mean: np.ndarray
     std: np.ndarray

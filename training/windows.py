@@ -90,9 +90,9 @@ class SpeechHistory:
         voices = [self.of(self.speakers == speaker) for speaker in np.unique(self.speakers)]
         means, variances = np.array([v.mean for v in voices]), np.array([v.variance for v in voices])
         mean, std = means.mean(axis=0), np.sqrt(variances.mean(axis=0))
-        temperature = self._settings.voice_temperature
-        weighted = TrainingVoices(means, np.sqrt(np.maximum(variances, 1e-6)), temperature) if temperature else None
         settings = self._settings
+        temperature = settings.voice_temperature
+        weighted = TrainingVoices(means, np.sqrt(np.maximum(variances, 1e-6)), temperature) if temperature else None
         return NormalizationSpec(tuple(mean.tolist()), tuple(std.tolist()), settings.prior_seconds, settings.memory_seconds, weighted)
 
     def draw(self, utterance: int, rng: np.random.Generator) -> Moments:

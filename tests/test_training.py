@@ -77,19 +77,19 @@ def test_scores_count_missing_decisions_as_errors():
     assert result["no_decision"] == 1 and result["confusion"] == [[1, 0], [1, 1]]
 
 
-def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+@pytest.mark.parametrize(
+    "section,error",
+    [
+        ("train: {epochz: 3}", "train.epochz: unknown key"),
+        ("train: {epochs: ten}", "train.epochs: expected an integer, got str 'ten'"),
+        ("features: {fmax: 99999}", "features: .*fmax"),
+        ("normalization: {voice_temperature: 0}", "voice_temperature must be positive"),
+    ],
+)
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path, section, error):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\ntrain: {epochz: 3}\n")
-    with pytest.raises(ConfigError, match="train.epochz: unknown key"):
-        load_config(str(path))
-    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\ntrain: {epochs: ten}\n")
-    with pytest.raises(ConfigError, match="train.epochs: expected an integer, got str 'ten'"):
-        load_config(str(path))
-    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\nfeatures: {fmax: 99999}\n")
-    with pytest.raises(ConfigError, match="features: .*fmax"):
-        load_config(str(path))
-    path.write_text("name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {emodb: 2}\nnormalization: {voice_temperature: 0}\n")
-    with pytest.raises(ConfigError, match="voice_temperature must be positive"):
+    path.write_text(f"name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {{emodb: 2}}\n{section}\n")
+    with pytest.raises(ConfigError, match=error):
         load_config(str(path))
 
 

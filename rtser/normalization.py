@@ -122,7 +122,8 @@ class NormalizationSpec:
         """``frames`` standardised by the statistics of the speech ``heard`` (which includes them)
         blended with the prior (weighted by what was heard before them; with forgetting, ``heard``
         holds them slightly faded, so a little of the earlier speech goes with them)."""
-        blended = self.prior(frames_per_second, heard - Moments.of(frames)) + heard
+        earlier = heard - Moments.of(frames) if self.voices is not None else heard  # only the voices' weights use it
+        blended = self.prior(frames_per_second, earlier) + heard
         std = np.sqrt(np.maximum(blended.variance, 1e-6))
         return ((frames - blended.mean) / std).astype(np.float32)
 

@@ -140,3 +140,24 @@ def test_the_prior_leans_towards_the_training_voices_like_the_one_heard_before(m
     loaded = load_manifest(str(folder)).normalization
     assert loaded.voices.temperature == 1.0 and np.allclose(loaded.voices.mean, voices.mean, atol=1e-6)
     assert np.allclose(loaded.standardize(frames, after, fps), weighted.standardize(frames, after, fps), atol=1e-4)
+
+
+def test_a_training_voice_meets_the_prior_as_a_stranger_would(manifest, speaker_03):
+    from training.windows import as_stranger, runtime_windows
+
+    speakers = ["03", "08", "09", "10", "11"]
+    profiles = [_heard(manifest, speaker, slice(0, 5)) for speaker in speakers]
+    voices = TrainingVoices(np.array([p.mean for p in profiles]), np.sqrt([p.variance for p in profiles]), 1.0)
+    prior = dataclasses.replace(manifest.normalization, voices=voices)
+    stranger = as_stranger(prior, "09", ["11", "09", "03", "08", "10", "09"])  # the voices are the speakers' in sorted order
+    others = np.delete(voices.mean, 2, axis=0)
+    assert np.array_equal(stranger.voices.mean, others) and np.allclose(stranger.mean, others.mean(axis=0))
+    assert not np.allclose(stranger.mean, prior.mean)
+    assert as_stranger(prior, "12", speakers) is prior and as_stranger(manifest.normalization, "09", speakers) is manifest.normalization
+    weighted = dataclasses.replace(manifest, normalization=prior)
+    waves = speaker_03[:3]
+    as_training = runtime_windows(waves, ["03"] * 3, weighted, training_speakers=speakers)
+    as_test = runtime_windows(waves, ["03"] * 3, weighted)
+    alone = runtime_windows(waves, ["03"] * 3, dataclasses.replace(manifest, normalization=as_stranger(prior, "03", speakers)))
+    assert all(np.array_equal(a, b) for a, b in zip(as_training, alone))
+    assert not any(np.allclose(a, b) for a, b in zip(as_training, as_test))

@@ -40,6 +40,7 @@ def load_waves(utterances: list[Utterance], rate: int) -> list[np.ndarray]:
         waves = [read_mono(u.path, rate) for u in tqdm(utterances, desc="decoding audio", unit="file")]
         offsets = np.cumsum([0] + [len(w) for w in waves])
         samples = np.concatenate(waves)
-        np.savez(path + ".tmp.npz", samples=samples, offsets=offsets)
-        os.replace(path + ".tmp.npz", path)
+        partial = f"{path}.{os.getpid()}.tmp.npz"  # each process its own: runs started together may both decode
+        np.savez(partial, samples=samples, offsets=offsets)
+        os.replace(partial, path)
     return [samples[offsets[i] : offsets[i + 1]] for i in range(len(utterances))]

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -81,9 +82,11 @@ class Trainer:
         self.speakers = [u.speaker for u in data.utterances]
         torch.set_num_threads(config.train.threads)
 
-    def windows(self, idx: list[int], spec: Manifest) -> list[np.ndarray]:
-        """The runtime's windows of these utterances, each speaker's streamed through one recognizer."""
-        return runtime_windows([self.waves[i] for i in idx], [self.speakers[i] for i in idx], spec)
+    def windows(self, idx: list[int], spec: Manifest, train_idx: Sequence[int] = ()) -> list[np.ndarray]:
+        """The runtime's windows of these utterances, each speaker's streamed through one recognizer;
+        the speakers of ``train_idx`` (those the spec's prior was made from) as strangers to it."""
+        training_speakers = [self.speakers[i] for i in train_idx]
+        return runtime_windows([self.waves[i] for i in idx], [self.speakers[i] for i in idx], spec, training_speakers=training_speakers)
 
     def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int):
         """Train; return the model (the best epoch by validation UA, or the weights averaged over the
@@ -150,7 +153,7 @@ class Trainer:
             model.eval()
         if settings.statistics_classifier:
             fit_idx = train_idx + val_idx if settings.statistics_with_validation else train_idx
-            model = self._with_statistics(model, fit_idx, spec, val_windows, val_truth, log_path)
+            model = self._with_statistics(model, fit_idx, train_idx, spec, val_windows, val_truth, log_path)
         return model, spec, history
 
     def _averaged(self, averaged: AveragedModel, x: np.ndarray, val_windows, val_truth, log_path: str) -> nn.Module:
@@ -163,11 +166,11 @@ class Trainer:
                              f"weights averaged over the last {int(averaged.n_averaged)} epochs")  # fmt: skip
         return model
 
-    def _with_statistics(self, network: nn.Module, fit_idx: list[int], spec: Manifest, val_windows, val_truth, log_path: str) -> nn.Module:
+    def _with_statistics(self, network: nn.Module, fit_idx: list[int], train_idx: list[int], spec: Manifest, val_windows, val_truth, log_path: str) -> nn.Module:
         """The network averaged with a statistics classifier fitted on these utterances' runtime
         windows (:mod:`training.models.statistics`); its validation UA is logged."""
         started = time.time()
-        windows = self.windows(fit_idx, spec)
+        windows = self.windows(fit_idx, spec, train_idx)
         x = np.concatenate([w for w in windows if len(w)])[:, None]
         counts = [len(w) for w in windows]
         y = np.repeat(self.targets[fit_idx], counts).astype(np.int64)
@@ -375,7 +378,7 @@ def _calibration(trainer: Trainer, train_idx: list[int], spec: Manifest, count: 
     """Real runtime windows from training speakers, for int8 calibration."""
     rng = np.random.default_rng(0)
     chosen = rng.choice(train_idx, size=min(count, len(train_idx)), replace=False)
-    windows = [w for ws in trainer.windows(sorted(chosen), spec) for w in ws[-1:]]
+    windows = [w for ws in trainer.windows(sorted(chosen), spec, train_idx) for w in ws[-1:]]
     return np.stack(windows)
 
 

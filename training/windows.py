@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import numpy as np
 
 from rtser.backends import Backend
@@ -41,20 +44,37 @@ def stream_positions(speakers: list[str], seed: int = 0) -> np.ndarray:
     return positions
 
 
-def runtime_windows(waves: list[np.ndarray], speakers: list[str], manifest: Manifest, seed: int = 0) -> list[np.ndarray]:
+def as_stranger(normalization: NormalizationSpec, speaker: str, training_speakers: Sequence[str]) -> NormalizationSpec:
+    """The normalisation as a training speaker would meet it if its voice were not among the training
+    voices, as a test voice's never is: its profile taken out of the voices the prior is weighted
+    from and out of their plain average (the prior's voices are the training speakers' in sorted
+    order). Unchanged for other speakers and for a prior without voices."""
+    voices = sorted(set(training_speakers))
+    if normalization.voices is None or speaker not in voices:
+        return normalization
+    own = voices.index(speaker)
+    rest = dataclasses.replace(normalization.voices, mean=np.delete(normalization.voices.mean, own, axis=0), std=np.delete(normalization.voices.std, own, axis=0))
+    mean, std = rest.mean.mean(axis=0), np.sqrt(np.square(rest.std).mean(axis=0))
+    return dataclasses.replace(normalization, mean=tuple(mean.tolist()), std=tuple(std.tolist()), voices=rest)
+
+
+def runtime_windows(
+    waves: list[np.ndarray], speakers: list[str], manifest: Manifest, seed: int = 0, training_speakers: Sequence[str] = ()
+) -> list[np.ndarray]:
     """For each waveform (at the model rate), the stack of windows ``rtser replay`` would feed the
     network, ``[n_windows, frames, n_features]`` (n_windows may be 0 when no speech is found).
 
     Each speaker's utterances go through one recognizer, one after another in a seeded random order
     (a corpus's file order may group them by emotion, which no conversation does), so each window is
-    normalised by what the runtime would have heard of that voice by then."""
+    normalised by what the runtime would have heard of that voice by then, each of the
+    ``training_speakers`` as a stranger (:func:`as_stranger`)."""
     recorder = RecordingBackend(len(manifest.labels))
-    recognizer = Recognizer(manifest, backend=recorder)
     out: list[np.ndarray] = [np.zeros((0, *manifest.input_shape[2:]), np.float32)] * len(waves)
     positions = stream_positions(speakers, seed)
     for i in sorted(range(len(waves)), key=lambda i: (speakers[i], positions[i])):
         if positions[i] == 0:
-            recognizer.reset()
+            normalization = as_stranger(manifest.normalization, speakers[i], training_speakers)
+            recognizer = Recognizer(dataclasses.replace(manifest, normalization=normalization), backend=recorder)
         recorder.windows = []
         recognizer.push(waves[i])
         recognizer.flush()
@@ -86,7 +106,8 @@ class SpeechHistory:
 
     def prior(self) -> NormalizationSpec:
         """The speakers' average mean and within-speaker deviation, as the normalisation prior, with
-        each speaker's own when the recipe weights the training voices (``voice_temperature``)."""
+        each speaker's own (in sorted speaker order) when the recipe weights the training voices
+        (``voice_temperature``)."""
         voices = [self.of(self.speakers == speaker) for speaker in np.unique(self.speakers)]
         means, variances = np.array([v.mean for v in voices]), np.array([v.variance for v in voices])
         mean, std = means.mean(axis=0), np.sqrt(variances.mean(axis=0))
@@ -108,9 +129,10 @@ def training_windows(
     """One augmented window per utterance: a random crop of the utterance as recorded through its
     speaker's channel for this epoch (one per speaker, as a stream has one), its speech frames
     standardised by a draw of what the runtime might have heard of the voice before (through the
-    same channel) and the crop itself."""
+    same channel) and the crop itself, each speaker as a stranger (:func:`as_stranger`)."""
     config, plan = recipe.features, FeaturePlan(recipe.features)
     channels = {speaker: augmenter.channel() for speaker in sorted(set(speakers))}
+    normalization = {speaker: as_stranger(spec.normalization, speaker, speakers) for speaker in channels}
     features = [extract(augmenter.wave(wave, channels[speaker]), config, plan) for wave, speaker in zip(waves, speakers)]
     history = SpeechHistory(features, speakers, recipe)
     n_frames = spec.input_shape[2]
@@ -124,6 +146,7 @@ def training_windows(
             continue
         speech = crop[mask]
         heard = history.draw(i, augmenter.rng) + Moments.of(speech)
-        xs.append(augmenter.spec(fill_window(spec.normalization.standardize(speech, heard, config.frames_per_second), n_frames)))
+        standardized = normalization[speakers[i]].standardize(speech, heard, config.frames_per_second)
+        xs.append(augmenter.spec(fill_window(standardized, n_frames)))
         ys.append(label)
     return np.stack(xs), np.asarray(ys)

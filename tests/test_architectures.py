@@ -17,7 +17,8 @@ from rtser.schema import ConfigError
 from training.export import export_model
 from training.models import ARCHITECTURES, build_model, deployable, footprint
 from training.models.cnn_lstm import CnnLstm
-from training.models.statistics import StatisticsClassifier, WithStatistics, choose_l2, time_statistics
+from training.models.base import Averaged
+from training.models.statistics import StatisticsClassifier, choose_l2, time_statistics
 from training.models.timnet import CausalConv, SineKernel
 from training.train import backend_windows
 
@@ -63,7 +64,7 @@ def test_statistics_classifier_learns_what_window_statistics_tell_and_is_average
     with torch.no_grad():
         assert (statistics(torch.from_numpy(windows)).argmax(1).numpy() == targets).mean() > 0.95
         network = build_model({"architecture": "lightsernet", "width": 0.25}, 3, 40).eval()
-        both = WithStatistics(network, statistics).eval()
+        both = Averaged([network, statistics]).eval()
         x = torch.from_numpy(windows[:4])
         expected = (network(x) + statistics(x)) / 2
         assert torch.allclose(both(x), expected, atol=1e-6) and torch.allclose(torch.softmax(both.logits(x), -1), expected, atol=1e-5)
@@ -97,8 +98,8 @@ def test_int8_files_give_probabilities_up_to_one_beyond_what_the_calibration_win
 
     windows = windows_of(targets)
     torch.manual_seed(0)
-    network = build_model({"architecture": "lightsernet", "width": 0.25}, n_classes, n_features).eval()
-    model = WithStatistics(network, StatisticsClassifier(n_classes, n_features).fit(windows, targets, l2=0.03)).eval()
+    networks = Averaged([build_model({"architecture": "lightsernet", "width": 0.25}, n_classes, n_features) for _ in range(2)])  # as train.networks: 2 ships
+    model = Averaged([networks, StatisticsClassifier(n_classes, n_features).fit(windows, targets, l2=0.03)]).eval()
     calibration = windows_of(targets, (targets + 1) % n_classes, (targets + 2) % n_classes)[::6, 0]  # three classes at once: none as sure as one
     export_model(model, spec, calibration, str(tmp_path), {}, {})
     with torch.no_grad():

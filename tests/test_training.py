@@ -18,7 +18,8 @@ from training.corpora import DataMissing, data_root, load_corpora, load_emodb, l
 from training.evaluate import NO_DECISION, scores
 from training.folds import final_split, make_folds
 from training.models import ARCHITECTURES
-from training.models.statistics import WithStatistics, time_statistics
+from training.models.base import Averaged
+from training.models.statistics import time_statistics
 from training.dataset import prepare
 from training.train import Trainer, _claim, mixup
 from training.windows import stream_positions
@@ -206,6 +207,27 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
 
 
+def test_several_networks_are_trained_from_different_seeds_and_the_model_is_the_mean_of_their_probabilities(tmp_path):
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [os.path.join(CONFIGS, "experiments", "networks2.yaml")])
+    data = prepare(config, smoke=True)
+    fold = data.folds[0]
+    train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
+    log = tmp_path / "log.jsonl"
+    trainer = Trainer(config, data)
+    model, spec, history = trainer.fit(train_idx, val_idx, str(log), 0)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert isinstance(model, Averaged) and len(model.members) == 2 and not model.training
+    assert [h["network"] for h in history] == [0] * data.epochs + [1] * data.epochs and records[-1]["networks"] == 2
+    first, second = model.members
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    config.train.networks = 1  # the first network is the one-network recipe's own, so a comparison isolates the added ones
+    alone, _, _ = Trainer(config, data).fit(train_idx, val_idx, str(tmp_path / "alone.jsonl"), 0)
+    assert all(torch.equal(a, b) for a, b in zip(alone.state_dict().values(), first.state_dict().values()))
+    x = torch.from_numpy(np.concatenate(trainer.windows(val_idx, spec))[:, None])
+    with torch.no_grad():
+        assert torch.allclose(model(x), (first(x) + second(x)) / 2, atol=1e-6)
+
+
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
     config = load_config(os.path.join(CONFIGS, "default.yaml"))
@@ -219,11 +241,11 @@ def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_window
     model, spec, _ = trainer.fit(train_idx, val_idx, str(log), 0)
     records = [json.loads(line) for line in log.read_text().splitlines()]
     windows = trainer.windows(train_idx + val_idx if with_validation else train_idx, spec)
-    assert isinstance(model, WithStatistics) and not model.training
+    assert isinstance(model, Averaged) and not model.training
     assert records[-2]["averaged_epochs"] == 1 and records[-1]["statistics_classifier_windows"] == sum(map(len, windows))
     assert records[-1]["statistics_l2"] in ([0.005, 0.05] if with_validation else [0.02])
     x = torch.from_numpy(np.concatenate([w for w in windows if len(w)])[:, None])
-    assert torch.allclose(model.statistics.centre, time_statistics(x[:, 0]).mean(0), atol=1e-4)
+    assert torch.allclose(model.members[1].centre, time_statistics(x[:, 0]).mean(0), atol=1e-4)
 
 
 def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe_is_refused(tmp_path):

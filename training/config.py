@@ -27,6 +27,7 @@ class TrainSettings:
     label_smoothing: float = 0.1
     class_weights: bool = True
     mixup_alpha: float = 0.0  # 0 switches mixup off
+    networks: int = 1  # >1: that many networks from different seeds, their probabilities averaged in the exported graph
     average_last: int = 0  # >0: ship the weights averaged over the last N epochs (SWA), not the best-validation epoch
     statistics_classifier: bool = False  # average the network with a linear classifier on window statistics (models/statistics.py)
     statistics_l2: float | list[float] = 0.02  # that classifier's weight penalty; a list: the one chosen on the fit speakers (models/statistics.py choose_l2)
@@ -99,6 +100,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     config = load(RunConfig, where, raw)
     if config.train.average_last and config.train.patience < config.train.epochs:
         raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
+    if config.train.networks < 1:
+        raise ConfigError(f"{where}: train.networks must be 1 or more")
     settings = config.normalization
     if min(settings.prior_seconds, settings.memory_seconds) <= 0 or (settings.voice_temperature is not None and settings.voice_temperature <= 0):
         raise ConfigError(f"{where}: normalization.prior_seconds, memory_seconds and voice_temperature must be positive")

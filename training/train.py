@@ -28,10 +28,12 @@ from .export import export_model
 from .dataset import RunData
 from .folds import final_split
 from .models import build_model, footprint
-from .models.statistics import StatisticsClassifier, WithStatistics, choose_l2
+from .models.base import Averaged
+from .models.statistics import StatisticsClassifier, choose_l2
 from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
 
 WARM_UP_UTTERANCES = 10  # the evaluation scores a voice's first utterances apart: see _breakdown
+NETWORK_SEED_STRIDE = 1000  # the seeds of a recipe's networks lie this far apart (a fold's seed is the recipe's plus its index)
 
 
 def model_spec(config: RunConfig, normalization: NormalizationSpec) -> Manifest:
@@ -89,16 +91,36 @@ class Trainer:
         return runtime_windows([self.waves[i] for i in idx], [self.speakers[i] for i in idx], spec, training_speakers=training_speakers)
 
     def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int):
-        """Train; return the model (the best epoch by validation UA, or the weights averaged over the
-        last ``average_last`` epochs), its spec, and the per-epoch history."""
-        cfg, settings = self.config, self.config.train
-        torch.manual_seed(seed)
+        """Train ``train.networks`` networks (seeds ``seed``, ``seed + NETWORK_SEED_STRIDE``, ...) on the
+        same speakers; return the model (the network, or the networks' probabilities averaged in one
+        graph, then averaged with the statistics classifier where the recipe has one), its spec, and
+        the per-epoch history (each record naming its network)."""
+        cfg = self.config
         train_waves, train_speakers = [self.waves[i] for i in train_idx], [self.speakers[i] for i in train_idx]
         plan = FeaturePlan(cfg.features)
         clean = [extract(wave, cfg.features, plan) for wave in train_waves]
         spec = model_spec(cfg, SpeechHistory(clean, train_speakers, cfg).prior())
-        val_windows = self.windows(val_idx, spec)
-        val_truth = self.targets[val_idx]
+        validation = self.windows(val_idx, spec), self.targets[val_idx]
+        history: list[dict] = []
+        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history)
+                    for m in range(cfg.train.networks)]  # fmt: skip
+        model = networks[0]
+        if len(networks) > 1:
+            model = Averaged(networks).eval()
+            self._log_validation(model, *validation, log_path, time.time(), {"networks": len(networks)},
+                                 f"the {len(networks)} networks' probabilities averaged")  # fmt: skip
+        if cfg.train.statistics_classifier:
+            fit_idx = train_idx + val_idx if cfg.train.statistics_with_validation else train_idx
+            model = self._with_statistics(model, fit_idx, train_idx, spec, *validation, log_path)
+        return model, spec, history
+
+    def _network(self, train_idx: list[int], spec: Manifest, validation, log_path: str, seed: int, number: int, history: list[dict]) -> nn.Module:
+        """Train one network; return it (the best epoch by validation UA, or the weights averaged over
+        the last ``average_last`` epochs); its epochs are logged and appended to ``history``."""
+        cfg, settings = self.config, self.config.train
+        torch.manual_seed(seed)
+        train_waves, train_speakers = [self.waves[i] for i in train_idx], [self.speakers[i] for i in train_idx]
+        val_windows, val_truth = validation
         model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
@@ -112,7 +134,7 @@ class Trainer:
             return nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=settings.label_smoothing)
 
         augmenter = Augmenter(cfg.augment, os.path.join(data_root(), "noise"), cfg.features.sample_rate, seed)
-        best, best_ua, history, stale = None, -1.0, [], 0
+        best, best_ua, stale = None, -1.0, 0
         averaged = AveragedModel(model) if settings.average_last else None
         for epoch in range(self.epochs):
             started = time.time()
@@ -121,7 +143,8 @@ class Trainer:
             order = np.random.default_rng(seed + epoch).permutation(len(x))
             total = 0.0
             batches = range(0, len(order), settings.batch_size)
-            for start in tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch"):
+            desc = f"network {number + 1}/{settings.networks}, epoch {epoch + 1}/{self.epochs}"
+            for start in tqdm(batches, desc=desc, leave=False, unit="batch"):
                 idx = order[start : start + settings.batch_size]
                 inputs, target = torch.from_numpy(x[idx, None]), torch.from_numpy(y[idx])
                 share, partner = mixup(len(idx), settings.mixup_alpha, mixer)
@@ -135,11 +158,11 @@ class Trainer:
             if averaged is not None and epoch >= self.epochs - settings.average_last:
                 averaged.update_parameters(model)
             val = scores(val_truth, utterance_predictions(predict_windows(model, val_windows)), cfg.labels)
-            history.append({"epoch": epoch + 1, "loss": total / len(x), "val_ua": val["ua"], "val_wa": val["wa"],
+            history.append({"network": number, "epoch": epoch + 1, "loss": total / len(x), "val_ua": val["ua"], "val_wa": val["wa"],
                             "seconds": round(time.time() - started, 1)})  # fmt: skip
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps(history[-1]) + "\n")
-            tqdm.write(f"  epoch {epoch + 1}: loss {history[-1]['loss']:.3f} val UA {val['ua']:.3f}")
+            tqdm.write(f"  {desc}: loss {history[-1]['loss']:.3f} val UA {val['ua']:.3f}")
             if val["ua"] > best_ua:
                 best, best_ua, stale = copy.deepcopy(model.state_dict()), val["ua"], 0
             else:
@@ -147,22 +170,17 @@ class Trainer:
                 if stale >= settings.patience:
                     break
         if averaged is not None:
-            model = self._averaged(averaged, x, val_windows, val_truth, log_path)
-        else:
-            model.load_state_dict(best)
-            model.eval()
-        if settings.statistics_classifier:
-            fit_idx = train_idx + val_idx if settings.statistics_with_validation else train_idx
-            model = self._with_statistics(model, fit_idx, train_idx, spec, val_windows, val_truth, log_path)
-        return model, spec, history
+            return self._averaged(averaged, x, val_windows, val_truth, log_path, number)
+        model.load_state_dict(best)
+        return model.eval()
 
-    def _averaged(self, averaged: AveragedModel, x: np.ndarray, val_windows, val_truth, log_path: str) -> nn.Module:
+    def _averaged(self, averaged: AveragedModel, x: np.ndarray, val_windows, val_truth, log_path: str, number: int) -> nn.Module:
         """The averaged weights with batch-norm statistics recomputed on the last epoch's training
         windows (Izmailov et al. 2018); its validation UA is logged beside the epochs'."""
         started, size = time.time(), self.config.train.batch_size
         update_bn([torch.from_numpy(x[i : i + size, None]) for i in range(0, len(x), size)], averaged)
         model = averaged.module.eval()
-        self._log_validation(model, val_windows, val_truth, log_path, started, {"averaged_epochs": int(averaged.n_averaged)},
+        self._log_validation(model, val_windows, val_truth, log_path, started, {"network": number, "averaged_epochs": int(averaged.n_averaged)},
                              f"weights averaged over the last {int(averaged.n_averaged)} epochs")  # fmt: skip
         return model
 
@@ -178,7 +196,7 @@ class Trainer:
         if isinstance(l2, list):
             l2 = choose_l2(x, y, np.repeat(np.asarray(self.speakers)[fit_idx], counts), l2, len(self.config.labels))
         statistics = StatisticsClassifier(len(self.config.labels), self.config.features.n_features).fit(x, y, l2)
-        model = WithStatistics(network, statistics).eval()
+        model = Averaged([network, statistics]).eval()
         self._log_validation(model, val_windows, val_truth, log_path, started, {"statistics_classifier_windows": len(x), "statistics_l2": l2},
                              f"with the statistics classifier (fitted on {len(x)} windows, weight penalty {l2})")  # fmt: skip
         return model
@@ -193,19 +211,23 @@ class Trainer:
 
 
 def plot_curves(history: list[dict], title: str, path: str) -> None:
-    """Training loss and validation UA per epoch."""
+    """Training loss and validation UA per epoch, for each network."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["loss"] for h in history], label="train loss")
-    ax.plot(epochs, [h["val_ua"] for h in history], label="validation UA")
+    networks = sorted({h["network"] for h in history})
+    for number in networks:
+        records = [h for h in history if h["network"] == number]
+        which = f" (network {number + 1})" if len(networks) > 1 else ""
+        epochs = [h["epoch"] for h in records]
+        ax.plot(epochs, [h["loss"] for h in records], label=f"train loss{which}")
+        ax.plot(epochs, [h["val_ua"] for h in records], label=f"validation UA{which}")
     ax.set_xlabel("epoch")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -398,7 +420,7 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
         "architecture": config.model,
         **footprint(model, x_shape),
         "speakers": {"train": sorted(split.train), "validation": sorted(split.validation)},
-        "epochs_run": len(history),
+        "epochs_run": [sum(h["network"] == m for h in history) for m in range(config.train.networks)],
         "torch": torch.__version__,
     }
     summary = {kind: {part: round(v["ua"], 4) for part, v in cv_metrics[kind].items()} for kind in ("float", "tflite", "onnx")} if cv_metrics else {}

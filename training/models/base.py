@@ -23,6 +23,31 @@ class KeptInFloat(nn.Module):
     calibration windows would set too narrow (clipping the surest windows' probabilities)."""
 
 
+class ProbabilityAverage(KeptInFloat):
+    """The mean of probability vectors."""
+
+    def forward(self, *probabilities: torch.Tensor) -> torch.Tensor:
+        total = probabilities[0]
+        for p in probabilities[1:]:
+            total = total + p
+        return total * (1.0 / len(probabilities))
+
+
+class Averaged(Classifier):
+    """Classifiers whose class probabilities are averaged, in one graph (one exported file)."""
+
+    def __init__(self, members: list[Classifier]):
+        super().__init__()
+        self.members, self.average = nn.ModuleList(members), ProbabilityAverage()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.average(*(member(x) for member in self.members))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the averaged probabilities (a softmax of them gives them back)."""
+        return torch.log(self.forward(x))
+
+
 def scaled(width: float):
     """Filter counts scaled by ``width`` (1.0 is the paper's), never below 4."""
     return lambda n: max(4, int(round(n * width)))

@@ -5,7 +5,7 @@ departs from the voice's habits (each feature's mean, standard deviation and fra
 over the window) is what a linear model reads best. Fitted by itself on the training speakers'
 runtime windows (not trained together with the network, which lets it overfit: a statistics branch
 inside Light-SERNet did worse), its class probabilities are averaged with the network's in one
-exported graph, so the runtime runs it as part of the model.
+exported graph (``base.Averaged``), so the runtime runs it as part of the model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from rtser.schema import ConfigError
 
-from .base import Classifier, KeptInFloat
+from .base import Classifier
 
 
 def time_statistics(frames: torch.Tensor) -> torch.Tensor:
@@ -90,25 +90,3 @@ def choose_l2(windows: np.ndarray, targets: np.ndarray, speakers: np.ndarray, gr
             loss -= np.mean([picked[truth == c].mean() for c in np.unique(truth)])
         losses.append(loss)
     return float(grid[int(np.argmin(losses))])
-
-
-class ProbabilityAverage(KeptInFloat):
-    """The mean of two probability vectors."""
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (a + b)
-
-
-class WithStatistics(Classifier):
-    """A network and a statistics classifier whose class probabilities are averaged."""
-
-    def __init__(self, network: Classifier, statistics: StatisticsClassifier):
-        super().__init__()
-        self.network, self.statistics, self.average = network, statistics, ProbabilityAverage()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.average(self.network(x), self.statistics(x))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Log of the averaged probabilities (a softmax of them gives them back)."""
-        return torch.log(self.forward(x))

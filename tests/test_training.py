@@ -188,16 +188,25 @@ def test_mixup_pairs_each_example_with_another_and_is_off_at_alpha_zero():
     assert 0 < min(shares) and max(shares) < 1 and np.std(shares) > 0.1  # Beta(0.4, 0.4) is U-shaped
 
 
-def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_and_needs_every_epoch(tmp_path):
-    overlay = tmp_path / "average.yaml"
-    overlay.write_text("train: {epochs: 3, patience: 3, average_last: 2, threads: 1}\nsmoke: {epochs: 3}\n")
-    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
+def fitted_on_the_first_fold(config, tmp_path) -> types.SimpleNamespace:
+    """``Trainer.fit`` on the smoke data's first fold: the data, the fold's training and validation
+    indices, the trainer, the model, spec and history it returned, and the records of its log."""
     data = prepare(config, smoke=True)
     fold = data.folds[0]
     train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
     log = tmp_path / "log.jsonl"
-    model, _, history = Trainer(config, data).fit(train_idx, val_idx, str(log), 0)
+    trainer = Trainer(config, data)
+    model, spec, history = trainer.fit(train_idx, val_idx, str(log), 0)
     records = [json.loads(line) for line in log.read_text().splitlines()]
+    return types.SimpleNamespace(data=data, train_idx=train_idx, val_idx=val_idx, trainer=trainer, model=model, spec=spec, history=history, records=records)
+
+
+def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_and_needs_every_epoch(tmp_path):
+    overlay = tmp_path / "average.yaml"
+    overlay.write_text("train: {epochs: 3, patience: 3, average_last: 2, threads: 1}\nsmoke: {epochs: 3}\n")
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
+    run = fitted_on_the_first_fold(config, tmp_path)
+    model, history, records = run.model, run.history, run.records
     assert [h["epoch"] for h in history] == [1, 2, 3] and records[-1]["averaged_epochs"] == 2
     assert not model.training
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -209,21 +218,16 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
 
 def test_several_networks_are_trained_from_different_seeds_and_the_model_is_the_mean_of_their_probabilities(tmp_path):
     config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [os.path.join(CONFIGS, "experiments", "networks2.yaml")])
-    data = prepare(config, smoke=True)
-    fold = data.folds[0]
-    train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
-    log = tmp_path / "log.jsonl"
-    trainer = Trainer(config, data)
-    model, spec, history = trainer.fit(train_idx, val_idx, str(log), 0)
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    run = fitted_on_the_first_fold(config, tmp_path)
+    model = run.model
     assert isinstance(model, Averaged) and len(model.members) == 2 and not model.training
-    assert [h["network"] for h in history] == [0] * data.epochs + [1] * data.epochs and records[-1]["networks"] == 2
+    assert [h["network"] for h in run.history] == [0] * run.data.epochs + [1] * run.data.epochs and run.records[-1]["networks"] == 2
     first, second = model.members
     assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     config.train.networks = 1  # the first network is the one-network recipe's own, so a comparison isolates the added ones
-    alone, _, _ = Trainer(config, data).fit(train_idx, val_idx, str(tmp_path / "alone.jsonl"), 0)
+    alone, _, _ = run.trainer.fit(run.train_idx, run.val_idx, str(tmp_path / "alone.jsonl"), 0)
     assert all(torch.equal(a, b) for a, b in zip(alone.state_dict().values(), first.state_dict().values()))
-    x = torch.from_numpy(np.concatenate(trainer.windows(val_idx, spec))[:, None])
+    x = torch.from_numpy(np.concatenate(run.trainer.windows(run.val_idx, run.spec))[:, None])
     with torch.no_grad():
         assert torch.allclose(model(x), (first(x) + second(x)) / 2, atol=1e-6)
 
@@ -233,14 +237,9 @@ def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_window
     config = load_config(os.path.join(CONFIGS, "default.yaml"))
     config.train.statistics_with_validation = with_validation
     config.train.statistics_l2 = [0.005, 0.05] if with_validation else 0.02  # a list: chosen on the fit speakers
-    data = prepare(config, smoke=True)
-    fold = data.folds[0]
-    train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
-    log = tmp_path / "log.jsonl"
-    trainer = Trainer(config, data)
-    model, spec, _ = trainer.fit(train_idx, val_idx, str(log), 0)
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    windows = trainer.windows(train_idx + val_idx if with_validation else train_idx, spec)
+    run = fitted_on_the_first_fold(config, tmp_path)
+    model, records = run.model, run.records
+    windows = run.trainer.windows(run.train_idx + run.val_idx if with_validation else run.train_idx, run.spec)
     assert isinstance(model, Averaged) and not model.training
     assert records[-2]["averaged_epochs"] == 1 and records[-1]["statistics_classifier_windows"] == sum(map(len, windows))
     assert records[-1]["statistics_l2"] in ([0.005, 0.05] if with_validation else [0.02])

@@ -21,7 +21,7 @@ from training.models import ARCHITECTURES
 from training.models.base import Averaged
 from training.models.statistics import time_statistics
 from training.dataset import prepare
-from training.train import Trainer, _claim, mixup
+from training.train import Trainer, _claim, mixup, speaker_indices
 from training.windows import stream_positions
 
 from .conftest import ROOT, SAMPLE, run_rtser
@@ -193,7 +193,7 @@ def fitted_on_the_first_fold(config, tmp_path) -> types.SimpleNamespace:
     indices, the trainer, the model, spec and history it returned, and the records of its log."""
     data = prepare(config, smoke=True)
     fold = data.folds[0]
-    train_idx, val_idx = ([i for i, u in enumerate(data.utterances) if u.speaker in s] for s in (fold.train, fold.validation))
+    train_idx, val_idx = (speaker_indices(data.utterances, s) for s in (fold.train, fold.validation))
     log = tmp_path / "log.jsonl"
     trainer = Trainer(config, data)
     model, spec, history = trainer.fit(train_idx, val_idx, str(log), 0)

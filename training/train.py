@@ -233,7 +233,8 @@ def plot_curves(history: list[dict], title: str, path: str) -> None:
     plt.close(fig)
 
 
-def _indices(utterances: list[Utterance], speakers: frozenset[str]) -> list[int]:
+def speaker_indices(utterances: list[Utterance], speakers: frozenset[str]) -> list[int]:
+    """Positions in ``utterances`` of those spoken by one of ``speakers``."""
     return [i for i, u in enumerate(utterances) if u.speaker in speakers]
 
 
@@ -331,7 +332,7 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     utterances, targets = data.utterances, data.targets
     print(f"{fold.name}: test {sorted(fold.test)}, validation {sorted(fold.validation)}")
     os.makedirs(fold_dir, exist_ok=True)
-    train_idx, val_idx, test_idx = (_indices(utterances, s) for s in (fold.train, fold.validation, fold.test))
+    train_idx, val_idx, test_idx = (speaker_indices(utterances, s) for s in (fold.train, fold.validation, fold.test))
     model, spec = _trained(trainer, train_idx, val_idx, fold_dir, config.train.seed + k, fold.name)
     test_windows = trainer.windows(test_idx, spec)
     export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
@@ -409,7 +410,7 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
     utterances = data.utterances
     split = final_split(utterances, config.validation_speakers_per_corpus, config.train.seed)
     trainer = Trainer(config, data)
-    train_idx, val_idx = _indices(utterances, split.train), _indices(utterances, split.validation)
+    train_idx, val_idx = speaker_indices(utterances, split.train), speaker_indices(utterances, split.validation)
     final_dir = os.path.join(out, "final")
     os.makedirs(final_dir, exist_ok=True)
     model, spec, history = trainer.fit(train_idx, val_idx, os.path.join(final_dir, "log.jsonl"), config.train.seed)

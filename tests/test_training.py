@@ -62,6 +62,15 @@ def test_folds_never_share_a_speaker(n_folds):
     assert final.validation and not (final.validation & final.train)
 
 
+def test_a_corpus_left_out_of_the_folds_only_trains():
+    utterances = load_corpora(["emodb", "ravdess"], SHARED)
+    folds = make_folds(utterances, {"emodb": 10})
+    ravdess = {u.speaker for u in utterances if u.corpus == "ravdess"}
+    assert len(folds) == 10 and sorted(s for f in folds for s in f.test) == sorted({u.speaker for u in utterances} - ravdess)
+    for fold in folds:
+        assert len(fold.validation & ravdess) == 2 and fold.train | fold.validation >= ravdess
+
+
 def test_stream_positions_number_each_voice_from_zero_in_a_seeded_order():
     speakers = ["a", "b", "a", "c", "a", "b"] * 5
     positions = stream_positions(speakers, seed=3)
@@ -85,6 +94,7 @@ def test_scores_count_missing_decisions_as_errors():
         ("train: {epochs: ten}", "train.epochs: expected an integer, got str 'ten'"),
         ("features: {fmax: 99999}", "features: .*fmax"),
         ("normalization: {voice_temperature: 0}", "voice_temperature must be positive"),
+        ("folds: {ravdess: 6}", "folds must name one or more of the corpora"),
     ],
 )
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path, section, error):

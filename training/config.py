@@ -62,7 +62,7 @@ class RunConfig:
     name: str
     corpora: list[str]
     labels: list[str]
-    folds: dict[str, int]
+    folds: dict[str, int]  # test folds per corpus; a corpus of ``corpora`` not named here only trains
     validation_speakers_per_corpus: int = 2
     features: FeatureConfig = field(default_factory=FeatureConfig)
     window: WindowSpec = field(default_factory=lambda: WindowSpec(3.0, 0.5))
@@ -100,6 +100,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     config = load(RunConfig, where, raw)
     if config.train.average_last and config.train.patience < config.train.epochs:
         raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
+    if not config.folds or set(config.folds) - set(config.corpora):
+        raise ConfigError(f"{where}: folds must name one or more of the corpora ({', '.join(config.corpora)}) and no other")
     if config.train.networks < 1:
         raise ConfigError(f"{where}: train.networks must be 1 or more")
     settings = config.normalization

@@ -54,9 +54,10 @@ def _pick_validation(utterances: list[Utterance], exclude: set[str], per_corpus:
 def make_folds(
     utterances: list[Utterance], n_folds: dict[str, int], validation_per_corpus: int = 2, seed: int = 0
 ) -> list[Fold]:
-    """Folds over all corpora at once: fold k tests the k-th speaker group of every corpus, and takes
-    ``validation_per_corpus`` validation speakers (alternating sex) of each corpus from the rest."""
-    corpora = sorted({u.corpus for u in utterances})
+    """Folds over all corpora at once: fold k tests the k-th speaker group of every corpus named in
+    ``n_folds`` (a corpus not named there only trains), and takes ``validation_per_corpus``
+    validation speakers (alternating sex) of each corpus from the rest."""
+    corpora = sorted({u.corpus for u in utterances} & set(n_folds))
     groups = {c: test_groups(utterances, c, n_folds[c]) for c in corpora}
     rng = random.Random(seed)
     everyone = {u.speaker for u in utterances}

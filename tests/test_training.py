@@ -127,6 +127,12 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
         assert replay.returncode == 0, replay.stderr
         assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
 
+    # the parts of the fold's model scored apart: averaged, they are the model the run scored
+    parts = subprocess.run([sys.executable, "scripts/member_scores.py", str(out), "--smoke"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert parts.returncode == 0, parts.stderr[-3000:]
+    ua = json.loads(parts.stdout[parts.stdout.index("{") :])["ua_float"]
+    assert set(ua) == {"network part", "statistics classifier", "model"} and ua["model"] == round(metrics["float"]["all"]["ua"], 4)
+
     # the fold's results are kept: the same command resumes without training it again
     fold_json = out / "fold00" / "fold.json"
     stamp = fold_json.stat().st_mtime_ns

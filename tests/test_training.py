@@ -248,6 +248,20 @@ def test_several_networks_are_trained_from_different_seeds_and_the_model_is_the_
         assert torch.allclose(model(x), (first(x) + second(x)) / 2, atol=1e-6)
 
 
+def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_nothing_is_validated(tmp_path):
+    overlay = tmp_path / "short.yaml"
+    overlay.write_text("train: {epochs: 2, patience: 2, average_last: 2, threads: 1}\nsmoke: {epochs: 2}\n")
+    config = load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "no_validation.yaml"), str(overlay)])
+    run = fitted_on_the_first_fold(config, tmp_path)
+    fold = run.data.folds[0]
+    assert not fold.validation and not run.val_idx and fold.train == {u.speaker for u in run.data.utterances} - fold.test
+    assert [r["val_ua"] for r in run.records] == [None] * 4 and run.records[-1]["statistics_classifier_windows"] > 0
+    assert isinstance(run.model, Averaged) and not run.model.training
+    overlay.write_text("train: {average_last: 0}\n")
+    with pytest.raises(ConfigError, match="without validation speakers nothing chooses the epoch"):
+        load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "no_validation.yaml"), str(overlay)])
+
+
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
     config = load_config(os.path.join(CONFIGS, "default.yaml"))

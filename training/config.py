@@ -102,6 +102,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
     if not config.folds or set(config.folds) - set(config.corpora):
         raise ConfigError(f"{where}: folds must name one or more of the corpora ({', '.join(config.corpora)}) and no other")
+    if not config.validation_speakers_per_corpus and not config.train.average_last:
+        raise ConfigError(f"{where}: without validation speakers nothing chooses the epoch: set train.average_last")
     if config.train.networks < 1:
         raise ConfigError(f"{where}: train.networks must be 1 or more")
     settings = config.normalization

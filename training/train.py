@@ -157,14 +157,13 @@ class Trainer:
             scheduler.step()
             if averaged is not None and epoch >= self.epochs - settings.average_last:
                 averaged.update_parameters(model)
-            val = scores(val_truth, utterance_predictions(predict_windows(model, val_windows)), cfg.labels)
-            history.append({"network": number, "epoch": epoch + 1, "loss": total / len(x), "val_ua": val["ua"], "val_wa": val["wa"],
-                            "seconds": round(time.time() - started, 1)})  # fmt: skip
+            val = self._validation(model, val_windows, val_truth)
+            history.append({"network": number, "epoch": epoch + 1, "loss": total / len(x), **val, "seconds": round(time.time() - started, 1)})
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps(history[-1]) + "\n")
-            tqdm.write(f"  {desc}: loss {history[-1]['loss']:.3f} val UA {val['ua']:.3f}")
-            if val["ua"] > best_ua:
-                best, best_ua, stale = copy.deepcopy(model.state_dict()), val["ua"], 0
+            tqdm.write(f"  {desc}: loss {history[-1]['loss']:.3f} {_shown(val)}")
+            if val["val_ua"] is not None and val["val_ua"] > best_ua:
+                best, best_ua, stale = copy.deepcopy(model.state_dict()), val["val_ua"], 0
             else:
                 stale += 1
                 if stale >= settings.patience:
@@ -201,13 +200,25 @@ class Trainer:
                              f"with the statistics classifier (fitted on {len(x)} windows, weight penalty {l2})")  # fmt: skip
         return model
 
+    def _validation(self, model: nn.Module, val_windows, val_truth) -> dict:
+        """The model's validation UA and WA (None for a recipe without validation speakers)."""
+        if not len(val_truth):
+            return {"val_ua": None, "val_wa": None}
+        val = scores(val_truth, utterance_predictions(predict_windows(model, val_windows)), self.config.labels)
+        return {"val_ua": val["ua"], "val_wa": val["wa"]}
+
     def _log_validation(self, model: nn.Module, val_windows, val_truth, log_path: str, started: float, record: dict, what: str) -> None:
         """Append the validation UA of a model made after the epochs to the log."""
-        val = scores(val_truth, utterance_predictions(predict_windows(model, val_windows)), self.config.labels)
-        record = {**record, "val_ua": val["ua"], "val_wa": val["wa"], "seconds": round(time.time() - started, 1)}
+        val = self._validation(model, val_windows, val_truth)
+        record = {**record, **val, "seconds": round(time.time() - started, 1)}
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
-        tqdm.write(f"  {what}: val UA {val['ua']:.3f}")
+        tqdm.write(f"  {what}: {_shown(val)}")
+
+
+def _shown(val: dict) -> str:
+    """A validation figure for the progress lines."""
+    return "no validation speakers" if val["val_ua"] is None else f"val UA {val['val_ua']:.3f}"
 
 
 def plot_curves(history: list[dict], title: str, path: str) -> None:
@@ -224,7 +235,8 @@ def plot_curves(history: list[dict], title: str, path: str) -> None:
         which = f" (network {number + 1})" if len(networks) > 1 else ""
         epochs = [h["epoch"] for h in records]
         ax.plot(epochs, [h["loss"] for h in records], label=f"train loss{which}")
-        ax.plot(epochs, [h["val_ua"] for h in records], label=f"validation UA{which}")
+        if any(h["val_ua"] is not None for h in records):
+            ax.plot(epochs, [h["val_ua"] for h in records], label=f"validation UA{which}")
     ax.set_xlabel("epoch")
     ax.set_title(title)
     ax.legend(fontsize="small")

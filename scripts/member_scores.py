@@ -14,13 +14,13 @@ corpora.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 
 import numpy as np
 import torch
 
+from training.__main__ import fold_set
 from training.config import load_config
 from training.dataset import prepare
 from training.evaluate import scores, utterance_predictions
@@ -40,17 +40,16 @@ def parts(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run folder of python -m training train (its config.yaml and foldNN/trained.pt)")
-    parser.add_argument("--folds", type=lambda text: {int(k) for k in text.split(",")}, help="only these folds, e.g. 0,1,5,6")
+    parser.add_argument("--folds", type=fold_set, help="only these folds, e.g. 0,1,5,6 or 0-4")
     parser.add_argument("--smoke", action="store_true", help="the run was trained with --smoke (its few files)")
     args = parser.parse_args(argv)
     config = load_config(os.path.join(args.run, "config.yaml"))
     data = prepare(config, args.smoke)
     trainer = Trainer(config, data)
-    folds = {fold.name: fold for fold in data.folds}
     truth, predictions = [], {}
-    for checkpoint in sorted(glob.glob(os.path.join(args.run, "fold*", "trained.pt"))):
-        fold = folds[os.path.basename(os.path.dirname(checkpoint))]
-        if args.folds is not None and data.folds.index(fold) not in args.folds:
+    for k, fold in enumerate(data.folds):
+        checkpoint = os.path.join(args.run, fold.name, "trained.pt")
+        if not os.path.exists(checkpoint) or (args.folds is not None and k not in args.folds):
             continue
         saved = torch.load(checkpoint, weights_only=False)
         test_idx = speaker_indices(data.utterances, fold.test)

@@ -66,7 +66,7 @@ def _compare(args) -> int:
     return 0
 
 
-def _fold_set(text: str) -> set[int]:
+def fold_set(text: str) -> set[int]:
     """``0-4,7`` -> {0, 1, 2, 3, 4, 7}."""
     folds: set[int] = set()
     try:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="overlay merged into the recipe (e.g. an architecture file); repeatable")  # fmt: skip
     train.add_argument("--out", help="run folder (default runs/<name>[-smoke])")
     train.add_argument("--smoke", action="store_true", help="tiny run for CI: few files, one fold, one epoch")
-    train.add_argument("--run-folds", type=_fold_set, metavar="A-B",
+    train.add_argument("--run-folds", type=fold_set, metavar="A-B",
                        help="train only these folds (e.g. 0-4 or 5,7); folds already in the run folder are "
                             "kept, so processes can share a run's folds and a stopped run resumes")  # fmt: skip
     train.add_argument("--no-cv", action="store_true", help="skip cross-validation")

@@ -122,6 +122,8 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     assert (out / "confusion-tflite.png").stat().st_size > 0 and (out / "report.md").exists()
     manifest = json.loads((out / "model" / "model.json").read_text())
     assert manifest["labels"] == SHARED and manifest["training"]["parameters"] > 0
+    speakers = manifest["training"]["speakers"]  # the default recipe has no validation speakers: every voice trains
+    assert speakers["validation"] == [] and set(speakers["train"]) == {u.speaker for u in load_corpora(["emodb", "ravdess"], SHARED)}
     for kind in ("tflite", "onnx"):
         replay = run_rtser("replay", SAMPLE, "--model", str(out / "model"), "--backend", kind)
         assert replay.returncode == 0, replay.stderr
@@ -251,7 +253,8 @@ def test_several_networks_are_trained_from_different_seeds_and_the_model_is_the_
 def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_nothing_is_validated(tmp_path):
     overlay = tmp_path / "short.yaml"
     overlay.write_text("train: {epochs: 2, patience: 2, average_last: 2, threads: 1}\nsmoke: {epochs: 2}\n")
-    config = load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "no_validation.yaml"), str(overlay)])
+    overlays = [os.path.join(CONFIGS, "experiments", name) for name in ("statistics.yaml", "no_validation.yaml")]
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [*overlays, str(overlay)])  # a recipe with validation speakers
     run = fitted_on_the_first_fold(config, tmp_path)
     fold = run.data.folds[0]
     assert not fold.validation and not run.val_idx and fold.train == {u.speaker for u in run.data.utterances} - fold.test
@@ -265,6 +268,7 @@ def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
     config = load_config(os.path.join(CONFIGS, "default.yaml"))
+    config.validation_speakers_per_corpus = 2
     config.train.statistics_with_validation = with_validation
     config.train.statistics_l2 = [0.005, 0.05] if with_validation else 0.02  # a list: chosen on the fit speakers
     run = fitted_on_the_first_fold(config, tmp_path)

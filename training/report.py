@@ -7,6 +7,10 @@ def _row(name: str, metrics: dict) -> str:
     return f"| {name} | {metrics['ua']:.3f} | {metrics['wa']:.3f} | {metrics['macro_f1']:.3f} | {metrics['n']} | {metrics['no_decision']} |"
 
 
+def _names(speakers: list[str]) -> str:
+    return ", ".join(speakers) or "none"
+
+
 def write_report(path: str, name: str, command: str, metrics: dict, manifest: dict | None, seconds: float) -> None:
     """Tables of pooled UA/WA/F1 per artifact and corpus, per-fold UA, and how to reproduce them."""
     lines = [f"# Training report: {name}", "", f"Reproduce: `{command}`", "",
@@ -25,13 +29,13 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
             lines.append(f"- {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()))
         lines += ["", "Test and validation speakers of each fold:", ""]
         for fold, speakers in metrics["protocol"].items():
-            lines.append(f"- {fold}: test {', '.join(speakers['test'])}; validation {', '.join(speakers['validation'])}")
+            lines.append(f"- {fold}: test {', '.join(speakers['test'])}; validation {_names(speakers['validation'])}")
         lines += ["", "Confusion matrices: `confusion-float.png`, `confusion-tflite.png`, `confusion-onnx.png`."]
     if manifest:
         training = manifest["training"]
         lines += ["", "## Exported model", "",
                   f"- parameters: {training['parameters']}, MACs per window: {training['macs_per_window']}",
                   "- files: " + ", ".join(f"{k} {v['path']}" for k, v in manifest["networks"].items()),
-                  f"- validation speakers (model selection): {', '.join(training['speakers']['validation'])}"]  # fmt: skip
+                  f"- validation speakers: {_names(training['speakers']['validation'])}"]  # fmt: skip
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

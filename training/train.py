@@ -87,8 +87,12 @@ class Trainer:
     def windows(self, idx: list[int], spec: Manifest, train_idx: Sequence[int] = ()) -> list[np.ndarray]:
         """The runtime's windows of these utterances, each speaker's streamed through one recognizer;
         the speakers of ``train_idx`` (those the spec's prior was made from) as strangers to it."""
-        training_speakers = [self.speakers[i] for i in train_idx]
-        return runtime_windows([self.waves[i] for i in idx], [self.speakers[i] for i in idx], spec, training_speakers=training_speakers)
+        waves, speakers = self._waves_and_speakers(idx)
+        return runtime_windows(waves, speakers, spec, training_speakers=[self.speakers[i] for i in train_idx])
+
+    def _waves_and_speakers(self, idx: Sequence[int]) -> tuple[list[np.ndarray], list[str]]:
+        """These utterances' waves and speaker ids."""
+        return [self.waves[i] for i in idx], [self.speakers[i] for i in idx]
 
     def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int):
         """Train ``train.networks`` networks (seeds ``seed``, ``seed + NETWORK_SEED_STRIDE``, ...) on the
@@ -96,7 +100,7 @@ class Trainer:
         graph, then averaged with the statistics classifier where the recipe has one), its spec, and
         the per-epoch history (each record naming its network)."""
         cfg = self.config
-        train_waves, train_speakers = [self.waves[i] for i in train_idx], [self.speakers[i] for i in train_idx]
+        train_waves, train_speakers = self._waves_and_speakers(train_idx)
         plan = FeaturePlan(cfg.features)
         clean = [extract(wave, cfg.features, plan) for wave in train_waves]
         spec = model_spec(cfg, SpeechHistory(clean, train_speakers, cfg).prior())
@@ -119,7 +123,7 @@ class Trainer:
         the last ``average_last`` epochs); its epochs are logged and appended to ``history``."""
         cfg, settings = self.config, self.config.train
         torch.manual_seed(seed)
-        train_waves, train_speakers = [self.waves[i] for i in train_idx], [self.speakers[i] for i in train_idx]
+        train_waves, train_speakers = self._waves_and_speakers(train_idx)
         val_windows, val_truth = validation
         model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

@@ -190,19 +190,32 @@ class LiveRun:
         for line in self.process.stdout:
             self.events.append(json.loads(line))
 
-    def wait_for(self, predicate, timeout: float, what: str) -> dict:
-        """The first event that satisfies ``predicate``, waiting for it if need be."""
+    def wait_for(self, predicate, timeout: float, what: str, after: int = 0) -> dict:
+        """The first event from index ``after`` on that satisfies ``predicate``, waiting for it if need be."""
+        return self._wait(lambda events: next((e for e in events[after:] if predicate(e)), None), timeout, what)
 
+    def wait_for_audio(self, timeout: float = 20, after: int = 0) -> None:
+        """Wait until the microphone delivers audio: the stream time rising between two status events
+        (from index ``after`` on) of one opening of the device. A reopening moves the time on by the
+        audio missed, which is no proof that audio comes."""
+
+        def rising(events):
+            status = [e for e in events[after:] if e["type"] == "status" and e["state"] == "listening"]
+            return any(b["time"] > a["time"] and b["device_restarts"] == a["device_restarts"] for a, b in zip(status, status[1:]))
+
+        self._wait(rising, timeout, "audio from the microphone")
+
+    def _wait(self, check, timeout: float, what: str):
         def found():
             if self.process.poll() is not None and not self._reader.is_alive():
                 raise AssertionError(f"rtser listen exited ({self.process.returncode}): {self.process.stderr.read()}")
-            return next((e for e in list(self.events) if predicate(e)), None)
+            return check(list(self.events))
 
-        return wait_for(found, timeout, what)
-
-    def wait_for_audio(self, timeout: float = 20) -> None:
-        """Wait until the microphone delivers audio (a status event with stream time past 0)."""
-        self.wait_for(lambda e: e["type"] == "status" and e["time"] > 0, timeout, "audio from the microphone")
+        try:
+            return wait_for(found, timeout, what)
+        except AssertionError as failure:
+            recent = "\n".join(json.dumps(e) for e in list(self.events)[-40:])
+            raise AssertionError(f"{failure}; the last events:\n{recent}") from None
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM, as systemd sends it; returns the exit code and stderr."""

@@ -83,7 +83,7 @@ def test_a_30_second_broker_outage_loses_no_event(pulse, broker, clips, tmp_path
     time.sleep(max(0.0, 30 - (time.monotonic() - down)))
     queued = run.wait_for(lambda e: e["type"] == "status" and e["mqtt"]["queued"] >= 20, 10, "queued events")
     broker.start()
-    run.wait_for(lambda e: e["type"] == "status" and e["mqtt"]["connected"], 30, "reconnection")
+    run.wait_for(lambda e: e["type"] == "status" and e["mqtt"]["connected"], 30, "reconnection", after=run.events.index(queued))
     play_each(pulse, run, [clips[0][0]])
     code, stderr = run.stop()
     assert code == 0 and "Traceback" not in stderr

@@ -18,6 +18,10 @@ from .devices import InputDevice, default_input_index, input_devices, portaudio,
 from .errors import RtserError
 from .ringbuffer import RingBuffer
 
+# A freshly opened stream may be slow to deliver its first block (PulseAudio: up to 1.7 s measured), so
+# until it does, a stall is declared only after this long or ``stall_seconds``, whichever is longer.
+FIRST_BLOCK_SECONDS = 5.0
+
 
 class DeviceLost(RtserError):
     """The input device stopped delivering audio."""
@@ -45,6 +49,7 @@ class Microphone:
         self._stream = None
         self._ring: RingBuffer | None = None
         self.last_arrival = 0.0
+        self._delivered = False  # whether the stream opened last has delivered a block yet
 
     def open(self, rescan: bool = False) -> None:
         """Find the device, pick its format and start capturing; ``rescan`` refreshes the device list."""
@@ -62,6 +67,7 @@ class Microphone:
                 blocksize=max(1, round(self.settings.block_seconds * self.rate)),
                 callback=self._callback,
             )
+            self._delivered = False
             self._stream.start()
         except sounddevice.PortAudioError as err:
             self.close()
@@ -95,22 +101,26 @@ class Microphone:
         # The audio thread: copy and return. No allocation beyond Python's own, no locks, no I/O.
         self._ring.write(indata)
         self.last_arrival = time.time()
+        self._delivered = True
         if status.input_overflow:
             self.overflows += 1
 
     def read(self) -> Captured:
         """Everything captured since the last read (possibly nothing); raises :class:`DeviceLost`
-        when the stream has ended or no audio came for ``stall_seconds``."""
+        when the stream has ended or no audio came for ``stall_seconds`` (from its first block on;
+        before it, for ``FIRST_BLOCK_SECONDS`` from the opening if that is longer)."""
         if self._stream is None:
             raise DeviceLost("input device is not open")
-        arrival = self.last_arrival  # read first: a block written meanwhile is then dated no later than it came
+        delivered = self._delivered  # read before the arrival time, which is then no older than the first block
+        arrival = self.last_arrival  # read before the ring: a block written meanwhile is then dated no later than it came
         before = self._ring.dropped
         block = self._ring.read()
         if len(block) == 0:
             if not self._stream.active:
                 raise DeviceLost(f"input device {self.device.describe()} stopped")
-            if time.time() - arrival > self.settings.stall_seconds:
-                raise DeviceLost(f"no audio from {self.device.describe()} for {self.settings.stall_seconds:g} s")
+            limit = self.settings.stall_seconds if delivered else max(self.settings.stall_seconds, FIRST_BLOCK_SECONDS)
+            if time.time() - arrival > limit:
+                raise DeviceLost(f"no audio from {self.device.describe()} for {limit:g} s")
         if self.settings.channel is not None:
             block = block[:, self.settings.channel : self.settings.channel + 1]
         return Captured(block, self._ring.dropped - before, arrival)

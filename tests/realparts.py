@@ -89,6 +89,10 @@ class PulseAudio:
             if os.path.exists(leftover):
                 os.unlink(leftover)
 
+    def suspend(self, mic: str, suspended: bool) -> None:
+        """Stop (or restart) a virtual microphone's audio while its streams stay open, as a stalled device would."""
+        subprocess.run([need("pactl"), "suspend-source", f"{mic}_src", "1" if suspended else "0"], env=self.env, check=True, timeout=10)
+
     def play(self, path: str, mic: str = "emo_mic") -> subprocess.Popen:
         """Start playing an audio file into a virtual microphone (paced in real time)."""
         return subprocess.Popen([need("paplay"), f"--device={mic}_spk", path], env=self.env)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import AudioSettings
-from .devices import InputDevice, default_input_index, input_devices, portaudio, resolve_device
+from .devices import InputDevice, default_input_index, input_devices, portaudio, resolve_device, same_device
 from .errors import RtserError
 from .ringbuffer import RingBuffer
 
@@ -52,10 +52,12 @@ class Microphone:
         self._delivered = False  # whether the stream opened last has delivered a block yet
 
     def open(self, rescan: bool = False) -> None:
-        """Find the device, pick its format and start capturing; ``rescan`` refreshes the device list."""
+        """Find the device, pick its format and start capturing; ``rescan`` refreshes the device list.
+        A device opened before is looked for first (by name), then the one the settings name."""
         sounddevice = portaudio()
         devices = input_devices(refresh=rescan)
-        self.device = resolve_device(self.settings.device, devices, default_input_index())
+        again = same_device(self.device, devices) if self.device else None
+        self.device = again or resolve_device(self.settings.device, devices, default_input_index())
         self.rate, self.channels = self._choose_format(sounddevice)
         self._ring = RingBuffer(round(self.settings.buffer_seconds * self.rate), self.channels)
         try:

@@ -87,6 +87,18 @@ def resolve_device(spec: str | int | None, devices: list[InputDevice], default: 
     raise RtserError(f"input device {text!r} is ambiguous: {names}; give its index or more of its name")
 
 
+def same_device(lost: InputDevice, devices: list[InputDevice]) -> InputDevice | None:
+    """``lost`` among ``devices`` again: the one device of its name, the ALSA card number aside (a
+    USB microphone plugged back may come back on another card); None when not exactly one has it."""
+    name = _without_address(lost.name)
+    found = [d for d in devices if _without_address(d.name) == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _without_address(name: str) -> str:
+    return _ALSA_IN_NAME.sub("", name).strip()
+
+
 def _letters(text: str) -> str:
     # ALSA card ids drop the punctuation of card names ("seeed2micvoicec" for "seeed-2mic-voicecard").
     return "".join(c for c in text.lower() if c.isalnum())

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from rtser.config import ListenConfig, load_listen_config
-from rtser.devices import InputDevice, resolve_device
+from rtser.devices import InputDevice, resolve_device, same_device
 from rtser.errors import RtserError
 from rtser.schema import ConfigError
 
@@ -41,6 +41,15 @@ def test_board_devices_resolve_on_the_boards_they_describe():
     respeaker = load_listen_config(os.path.join(ROOT, "firmware_configs", "respeaker-2mic-hat.yaml"))
     assert resolve_device(respeaker.audio.device, PI_DEVICES).index == 3
     assert resolve_device(load_listen_config(os.path.join(ROOT, "firmware_configs", "usb-microphone.yaml")).audio.device, PI_DEVICES).index == 2
+
+
+def test_a_lost_device_is_found_again_by_name_even_on_another_card_number():
+    usb = resolve_device("hw:2", PI_DEVICES)
+    plugged_back = [d for d in PI_DEVICES if d != usb] + [InputDevice(6, "USB PnP Sound Device: Audio (hw:3,0)", 1, 44100.0)]
+    assert same_device(usb, plugged_back).index == 6  # `hw:2` itself would now find nothing
+    assert same_device(usb, PI_DEVICES) == usb
+    assert same_device(usb, [d for d in PI_DEVICES if d != usb]) is None  # still away: the setting decides
+    assert same_device(usb, plugged_back + [usb]) is None  # two of that name: the setting decides
 
 
 @pytest.mark.parametrize(

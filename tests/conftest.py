@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from rtser.devices import input_devices
 from rtser.pipeline import Recognizer
 
 from .realparts import PulseAudio
@@ -51,6 +52,15 @@ def pulse(tmp_path_factory):
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def pulse_here(pulse, monkeypatch):
+    """The private sound server, made the one this test process's PortAudio captures from."""
+    for key, value in pulse.env.items():
+        monkeypatch.setenv(key, value)
+    input_devices(refresh=True)
+    return pulse
 
 
 def replay_labels(samples: np.ndarray, rate: int) -> list[str]:

@@ -9,7 +9,6 @@ import pytest
 
 from rtser.capture import FIRST_BLOCK_SECONDS, DeviceLost, Microphone
 from rtser.config import AudioSettings
-from rtser.devices import input_devices
 
 from .realparts import wait_for
 
@@ -29,14 +28,11 @@ def read_until_lost(microphone: Microphone, timeout: float) -> tuple[float, str]
 
 
 @pytest.fixture
-def microphone(pulse, monkeypatch):
-    for key, value in pulse.env.items():
-        monkeypatch.setenv(key, value)
-    input_devices(refresh=True)  # PortAudio of this test process must see the private sound server
+def microphone(pulse_here):
     microphone = Microphone(AudioSettings(device="emo_mic", stall_seconds=STALL_SECONDS), 16000)
     yield microphone
     microphone.close()
-    pulse.suspend("emo_mic", False)
+    pulse_here.suspend("emo_mic", False)
 
 
 def test_a_device_slow_to_start_is_waited_for_but_a_stall_after_its_first_block_is_a_loss(pulse, microphone):

@@ -12,6 +12,7 @@ import numpy as np
 from .audio import StreamResampler, read_blocks, to_float_mono
 from .features import FeaturePlan, StreamingExtractor, extract
 from .pipeline import Recognizer
+from .speech import VoiceDetector
 from .windows import prepare_window
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "samples", "emodb-03a01Wa-anger.wav")
@@ -36,6 +37,13 @@ def _run_pipeline(recognizer: Recognizer, audio: np.ndarray, chunk: int) -> None
     for i in range(0, len(audio), chunk):
         recognizer.push(audio[i : i + chunk])
     recognizer.flush()
+
+
+def detector_ms_per_second(manifest, audio: np.ndarray, chunk: int) -> float:
+    """CPU milliseconds of the speech detector alone (pre-filter included) per second of audio."""
+    detector = VoiceDetector(manifest.speech_detector, manifest.features)
+    cpu = _cpu(lambda: [detector.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)])
+    return round(1000 * cpu / (len(audio) / manifest.features.sample_rate), 3)
 
 
 def _run_streaming_features(config, audio: np.ndarray, chunk: int) -> None:
@@ -133,6 +141,8 @@ def run_bench(model: str | None, backend: str, seconds: float, audio_path: str |
         "feature_ms_per_audio_second": round(1000 * features_cpu / duration, 3),
         "baseline_feature_ms_per_audio_second": round(1000 * baseline_features_cpu / duration, 3),
         "feature_speedup_vs_baseline": round(baseline_features_cpu / features_cpu, 2),
+        "speech_detector_ms_per_audio_second": detector_ms_per_second(recognizer.manifest, audio, chunk),
+        "speech_detector_ms_per_audio_second_on_silence": detector_ms_per_second(recognizer.manifest, np.zeros_like(audio), chunk),
         "model_latency_ms": {"median": round(float(np.median(latency)), 3), "p95": round(float(np.percentile(latency, 95)), 3)},
         "replay_3s_file": _replay_process(model, backend, audio, rate),
         "cpu": _cpu_name(),

@@ -32,19 +32,23 @@ def cmd_replay(args) -> int:
     from .audio import read_blocks
     from .pipeline import Recognizer
 
+    from .events import selected
+
     rate, blocks = read_blocks(args.file, block_seconds=0.1 if args.realtime else 1.0)
-    recognizer = Recognizer(args.model, backend=args.backend, hop_seconds=args.hop)
+    recognizer = Recognizer(args.model, backend=args.backend, hop_seconds=args.hop, pause_seconds=args.pause, min_confidence=args.min_confidence or 0.0)
     started, fed = time.monotonic(), 0
     for block in blocks:
         if args.realtime:
             time.sleep(max(0.0, started + fed / rate - time.monotonic()))
         fed += len(block)
         for event in recognizer.push(block, rate):
-            _print_json(event)
+            if selected(event, args.events):
+                _print_json(event)
     if fed == 0:
         raise RtserError(f"no audio in {args.file}")
     for event in recognizer.flush():
-        _print_json(event)
+        if selected(event, args.events):
+            _print_json(event)
     if recognizer.non_finite_samples:
         print(f"rtser: warning: {recognizer.non_finite_samples} NaN/inf samples in {args.file} were read as 0", file=sys.stderr)
     return 0
@@ -82,9 +86,9 @@ def cmd_listen(args) -> int:
         args.config,
         {
             "audio": {"device": args.device, "sample_rate": args.rate, "channels": args.channels, "channel": args.channel},
-            "recognizer": {"model": args.model, "backend": args.backend, "hop_seconds": args.hop},
+            "recognizer": {"model": args.model, "backend": args.backend, "hop_seconds": args.hop, "pause_seconds": args.pause, "min_confidence": args.min_confidence},
             "mqtt": {"host": args.mqtt_host, "port": args.mqtt_port, "site_id": args.site_id},
-            "output": {"status_seconds": args.status_seconds, "stdout": False if args.quiet else None},
+            "output": {"status_seconds": args.status_seconds, "stdout": False if args.quiet else None, "events": args.events},
         },
     )
     settings = config.recognizer
@@ -94,6 +98,8 @@ def cmd_listen(args) -> int:
         hop_seconds=settings.hop_seconds,
         smoothing=settings.smoothing,
         switch_margin=settings.switch_margin,
+        pause_seconds=settings.pause_seconds,
+        min_confidence=settings.min_confidence,
         threads=settings.threads,
     )
     sinks = [JsonLinesSink()] if config.output.stdout else []
@@ -126,6 +132,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _event_types(text: str) -> list[str]:
+    from .events import parse_event_types
+
+    try:
+        return parse_event_types(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_speech_options(parser: argparse.ArgumentParser) -> None:
+    from .events import EVENT_TYPES
+
+    parser.add_argument("--hop", type=float, help="seconds between windows (default: the model's)")
+    parser.add_argument("--pause", type=float, help="seconds of pause that end an utterance (default: the model's, 0.5)")
+    parser.add_argument("--min-confidence", type=float, help="below this an utterance is labelled 'uncertain' (default 0: never)")
+    parser.add_argument("--events", type=_event_types, help=f"event types to output, comma-separated: {','.join(EVENT_TYPES)} (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     parser = argparse.ArgumentParser(prog="rtser", description="Real-time speech emotion recognition.")
@@ -135,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="recognize emotions in an audio file")
     replay.add_argument("file")
     _add_model_options(replay)
-    replay.add_argument("--hop", type=float, help="seconds between windows (default: the model's)")
+    _add_speech_options(replay)
     replay.add_argument("--realtime", action="store_true", help="feed the file at its real pace")
     replay.set_defaults(run=cmd_replay)
 
@@ -150,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--channels", type=int, help="channels to open (default: 1 if possible)")
     listen.add_argument("--channel", type=int, help="use this channel (from 0) instead of the mean of all")
     _add_model_options(listen, backend_default=None)
-    listen.add_argument("--hop", type=float, help="seconds between windows (default: the model's)")
+    _add_speech_options(listen)
     listen.add_argument("--mqtt-host", help="publish events to this MQTT broker (other settings: --config)")
     listen.add_argument("--mqtt-port", type=int, help="broker port (default 1883, 8883 with TLS)")
     listen.add_argument("--site-id", help="topic prefix rtser/<site-id>/ (default: the host name)")

@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass, field
 
 from .backends import BACKEND_CHOICES
+from .events import check_event_types
 from .schema import build, load, load_yaml
 
 
@@ -54,6 +55,8 @@ class RecognizerSettings:
     hop_seconds: float | None = None  # None: the model's hop
     smoothing: float = 0.5
     switch_margin: float = 0.1
+    pause_seconds: float | None = None  # None: the model's (a pause this long ends an utterance)
+    min_confidence: float = 0.0  # an utterance less sure than this is labelled "uncertain"
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -112,6 +115,10 @@ class OutputSettings:
 
     stdout: bool = True  # events as JSON lines on standard output
     status_seconds: float = 30.0  # how often a status event reports counters (0: only on changes)
+    events: list[str] | None = None  # event types printed and published; None: all
+
+    def __post_init__(self) -> None:
+        check_event_types(self.events)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import time
 from .capture import Captured, DeviceLost, Microphone
 from .config import ListenConfig
 from .errors import RtserError
+from .events import selected
 from .pipeline import Event, Recognizer
 
 
@@ -79,6 +80,8 @@ class Listener:
             self._deliver(event)
 
     def _deliver(self, event: Event) -> None:
+        if not selected(event, self.config.output.events):
+            return
         for sink in self.sinks:
             sink.deliver(event)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import RtserError
 from .features import FeatureConfig, count_frames
+from .speech import SpeechDetectorSpec
 from .normalization import METHOD, NormalizationSpec, TrainingVoices, VoiceStatistics
 
 MANIFEST_NAME = "model.json"
@@ -36,11 +37,10 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class SpeechGateSpec:
-    """Which frames count as speech and how much speech a window needs (levels in feature dB)."""
+    """Which frames of a speech segment a window holds, and how many it needs (levels in feature dB)."""
 
     floor_db: float = -65.0
     frame_range_db: float = 30.0
-    min_dynamic_db: float = 15.0
     min_speech_seconds: float = 0.5
 
 
@@ -54,7 +54,9 @@ class Manifest:
     features: FeatureConfig
     window: WindowSpec
     gate: SpeechGateSpec
+    speech_detector: SpeechDetectorSpec
     normalization: NormalizationSpec
+    temperature: float  # utterance probabilities are scaled by it (``calibration``; 1: as the network gives them)
     networks: dict  # kind -> {"path", "sha256", "input": {...}}
     raw: dict = field(repr=False)
 
@@ -111,9 +113,11 @@ def load_manifest(path: str) -> Manifest:
         features = FeatureConfig.from_dict(raw["features"])
         window = WindowSpec(float(raw["window"]["seconds"]), float(raw["window"]["hop_seconds"]))
         gate = SpeechGateSpec(**raw.get("speech_gate", {}))
+        detector = SpeechDetectorSpec(**raw.get("speech_detector", {}))
         labels = tuple(str(label) for label in raw["labels"])
         normalization = _normalization(raw["normalization"], features)
         networks = dict(raw["networks"])
+        temperature = float(dict(raw.get("calibration", {})).get("temperature", 1.0))
     except KeyError as err:
         raise RtserError(f"{problem}: missing key {err}") from None
     except (TypeError, ValueError) as err:
@@ -122,6 +126,8 @@ def load_manifest(path: str) -> Manifest:
         raise RtserError(f"{problem}: labels must be at least two distinct names")
     if window.frames(features) < 1 or window.hop_seconds <= 0:
         raise RtserError(f"{problem}: window shorter than one frame or hop not positive")
+    if not 0.01 <= temperature <= 100:
+        raise RtserError(f"{problem}: calibration temperature must be between 0.01 and 100")
     unknown = sorted(set(networks) - set(NETWORK_KINDS))
     if unknown or not networks:
         raise RtserError(f"{problem}: networks must name one or more of {', '.join(NETWORK_KINDS)}")
@@ -129,7 +135,7 @@ def load_manifest(path: str) -> Manifest:
     for kind, entry in networks.items():
         if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
             raise RtserError(f"{problem}: network {kind!r} needs 'path' and 'sha256'")
-    return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, normalization, networks, raw)
+    return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, detector, normalization, temperature, networks, raw)
 
 
 def _normalization(entry: dict, features: FeatureConfig) -> NormalizationSpec:

@@ -23,7 +23,7 @@ from collections import deque
 from .config import MqttSettings
 from .errors import RtserError
 
-_EVENT_TOPICS = {"emotion": "emotion", "speech": "speech", "status": "health"}
+_EVENT_TOPICS = {"utterance": "utterance", "emotion": "emotion", "speech": "speech", "status": "health"}
 _MAX_UNACKNOWLEDGED = 100  # handed to paho but not yet acknowledged by the broker
 
 
@@ -191,6 +191,14 @@ class MqttSink:
         }
         common = {"availability_topic": self.availability_topic, "device": device}
         entities = {
+            ("sensor", "utterance"): {
+                "name": "Utterance emotion",
+                "state_topic": f"{self.base}/utterance",
+                "value_template": "{{ value_json.label }}",
+                "json_attributes_topic": f"{self.base}/utterance",
+                "json_attributes_template": "{{ value_json.probs | tojson }}",
+                "icon": "mdi:account-voice",
+            },
             ("sensor", "emotion"): {
                 "name": "Emotion",
                 "state_topic": f"{self.base}/emotion",

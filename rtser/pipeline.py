@@ -3,6 +3,7 @@ drive this one class."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Callable, Iterable, Iterator
 
@@ -10,11 +11,13 @@ import numpy as np
 
 from .audio import StreamResampler, to_float_mono
 from .backends import Backend, load_backend
+from .calibration import temperature_scaled
 from .errors import RtserError
 from .features import StreamingExtractor
 from .manifest import Manifest, WindowSpec, load_manifest
 from .smoothing import Smoother
-from .windows import FrameHistory, fill_window, speech_frames
+from .speech import LOUD, SPEECH, VoiceDetector
+from .windows import FrameHistory, FrameQueue, fill_window, speech_mask
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
 
@@ -41,7 +44,11 @@ class Recognizer:
 
     Push samples of any rate, format and chunk size with :meth:`push`; each call returns the events
     it produced (and passes them to ``on_event`` if given). Call :meth:`flush` at the end of a
-    stream to evaluate the last, partial window. Events are dicts; see the README for their fields.
+    stream to close the speech still open. Speech is found frame by frame by the model's speech
+    detector (:mod:`rtser.speech`); each speech segment (speech with no pause of ``pause_seconds``)
+    gives ``speech`` start and stop events, ``emotion`` events every hop inside it, and one
+    ``utterance`` event when it ends, its label ``"uncertain"`` below ``min_confidence``. Events are
+    dicts; see the README for their fields. One recognizer serves one stream from one thread.
     """
 
     def __init__(
@@ -52,6 +59,8 @@ class Recognizer:
         hop_seconds: float | None = None,
         smoothing: float = 0.5,
         switch_margin: float = 0.1,
+        pause_seconds: float | None = None,
+        min_confidence: float = 0.0,
         on_event: Callable[[Event], None] | None = None,
         threads: int = 1,
     ):
@@ -63,8 +72,20 @@ class Recognizer:
             if not 0 < hop_seconds <= window.seconds:
                 raise RtserError(f"hop must be in (0, {window.seconds}] seconds, got {hop_seconds}")
             window = WindowSpec(window.seconds, hop_seconds)
+        detector = self.manifest.speech_detector
+        if pause_seconds is not None:
+            if not 0.05 <= pause_seconds <= 60:
+                raise RtserError(f"pause_seconds must be between 0.05 and 60, got {pause_seconds}")
+            detector = dataclasses.replace(detector, pause_seconds=float(pause_seconds))
+        if not 0 <= min_confidence < 1:
+            raise RtserError(f"min_confidence must be in [0, 1), got {min_confidence}")
+        self._min_confidence = float(min_confidence)
         self._window_frames = window.frames(self._features)
         self._hop_frames = window.hop_frames(self._features)
+        self._pause_frames = max(1, round(detector.pause_seconds * self._features.frames_per_second))
+        self._confirm_frames = max(1, round(detector.confirm_seconds * self._features.frames_per_second))
+        self._backfill_frames = round(detector.backfill_seconds * self._features.frames_per_second)
+        self._detector = VoiceDetector(detector, self._features)
         self._voice = self.manifest.voice_statistics()
         self._smoother = Smoother(smoothing, switch_margin)
         self._on_event = on_event
@@ -73,21 +94,22 @@ class Recognizer:
     def reset(self) -> None:
         """Forget the stream so far, the voice's statistics included (call it when another speaker
         or microphone takes over); the next push starts a new stream at time 0."""
-        self._segment_start = 0.0
+        self._stretch_start = 0.0
         self._voice.reset()
-        self._in_speech = False
-        self._smoother.reset()
         self.non_finite_samples = 0
-        self._start_segment()
+        self._start_stretch()
 
-    def _start_segment(self) -> None:
-        # A segment is a stretch of contiguous audio; a gap in the input starts a new one.
+    def _start_stretch(self) -> None:
+        # A stretch is contiguous audio; a gap in the input starts a new one (and ends any speech).
         self._extractor = StreamingExtractor(self._features)
-        self._history = FrameHistory(self._window_frames, self._features.n_features)
+        self._detector.reset()
+        self._history = FrameHistory(self._window_frames + self._pause_frames, self._features.n_features)
+        self._undecided = FrameQueue(self._features.n_features)
         self._resampler: StreamResampler | None = None
-        self._since_window = 0
         self._frames_seen = 0
-        self._segment_samples = 0
+        self._stretch_samples = 0
+        self._speech: SpeechSegment | None = None
+        self._loud_run = 0  # loud frames in a row up to the newest
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Event]:
         """Feed samples (``[n]`` or ``[n, channels]``, int or float) at ``sample_rate`` (the model's
@@ -99,36 +121,36 @@ class Recognizer:
             raise RtserError(f"sample rate changed from {self._resampler.in_rate} to {rate} mid-stream; call reset()")
         mono, bad = to_float_mono(samples)
         self.non_finite_samples += bad
-        return self._consume(self._frames_from(mono))
+        return self._hear(self._resampler.process(mono))
 
-    def _frames_from(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        resampled = self._resampler.process(samples, last=last)
-        self._segment_samples += len(resampled)
-        return self._extractor.push(resampled)
+    def _hear(self, samples: np.ndarray, last: bool = False) -> list[Event]:
+        self._stretch_samples += len(samples)
+        self._undecided.append(self._extractor.push(samples))
+        decisions = np.concatenate([self._detector.push(samples), self._detector.finish() if last else np.zeros(0, np.uint8)])
+        decided = min(len(decisions), len(self._undecided))
+        return self._emit_all(self._consume(self._undecided.take(decided), decisions[:decided]))
 
     def flush(self) -> list[Event]:
-        """End of stream: drain the resampler, evaluate the last partial window, close speech.
-        Audio pushed afterwards continues the stream's time line and the voice's statistics."""
-        return self._end_segment()
+        """End of stream: drain the resampler, judge the last frames, close the speech still open
+        (its last window and its utterance). Audio pushed afterwards continues the stream's time
+        line and the voice's statistics."""
+        return self._end_stretch()
 
     def gap(self, seconds: float) -> list[Event]:
         """Audio of ``seconds`` was lost (a capture overflow, a device that came back): finish the
         audio before the gap like :meth:`flush`, and count the gap in the times of later events,
         so no window ever joins audio from both sides of it."""
-        events = self._end_segment()
-        self._segment_start += max(0.0, float(seconds))
+        events = self._end_stretch()
+        self._stretch_start += max(0.0, float(seconds))
         return events
 
-    def _end_segment(self) -> list[Event]:
-        events: list[Event] = []
-        if self._resampler is not None:
-            events += self._consume(self._frames_from(np.zeros(0, np.float32), last=True))
-        if self._since_window:
-            events += self._evaluate_window()
-        if self._in_speech:
-            events += self._close_speech()
-        self._segment_start += self._segment_samples / self._features.sample_rate
-        self._start_segment()
+    def _end_stretch(self) -> list[Event]:
+        tail = self._resampler.process(np.zeros(0, np.float32), last=True) if self._resampler else np.zeros(0, np.float32)
+        events = self._hear(tail, last=True)
+        if self._speech is not None:
+            events += self._emit_all(self._close_speech())
+        self._stretch_start += self._stretch_samples / self._features.sample_rate
+        self._start_stretch()
         return events
 
     def stream(self, chunks: Iterable[np.ndarray], sample_rate: int | None = None) -> Iterator[Event]:
@@ -137,58 +159,91 @@ class Recognizer:
             yield from self.push(chunk, sample_rate)
         yield from self.flush()
 
-    def _consume(self, frames: np.ndarray) -> list[Event]:
+    def _consume(self, frames: np.ndarray, decisions: np.ndarray) -> list[Event]:
         events: list[Event] = []
-        start = 0
-        while start < len(frames):
-            take = min(len(frames) - start, self._hop_frames - self._since_window)
-            self._history.extend(frames[start : start + take])
-            start += take
-            self._since_window += take
-            self._frames_seen += take
-            if self._since_window == self._hop_frames:
-                events += self._evaluate_window()
+        for frame, decision in zip(frames, decisions):
+            index = self._frames_seen
+            self._history.extend(frame[None])
+            self._frames_seen += 1
+            self._loud_run = self._loud_run + 1 if decision & LOUD else 0
+            segment = self._speech
+            if decision & SPEECH:
+                if segment is None:
+                    segment = self._speech = SpeechSegment(index - min(max(self._loud_run - 1, 0), self._backfill_frames))
+                segment.last = index
+                segment.speech_frames += 1
+                if not segment.confirmed and segment.speech_frames >= self._confirm_frames:
+                    segment.confirmed = True
+                    events.append(self._speech_event("start", self._step_start(segment.first)))
+            elif segment is not None and index - segment.last >= self._pause_frames:
+                events += self._close_speech()
+                continue
+            if segment is not None and segment.confirmed and index - segment.evaluated_to >= self._hop_frames and segment.last > segment.evaluated_to:
+                events += self._evaluate_window(segment)
         return events
 
-    def _evaluate_window(self) -> list[Event]:
-        new_frames, self._since_window = self._since_window, 0
-        window = self._history.latest(self._window_frames)
-        first_frame = self._frames_seen - len(window)
-        mask = speech_frames(window, self._features, self.manifest.gate)
-        events: list[Event] = []
+    def _evaluate_window(self, segment: SpeechSegment) -> list[Event]:
+        """The window ending at the segment's last speech frame, from the segment's frames only."""
+        first = max(segment.first, segment.last - self._window_frames + 1)
+        newest = self._frames_seen - 1
+        window = self._history.latest(newest - first + 1)[: segment.last - first + 1]
+        segment.evaluated_to = segment.last
+        mask = speech_mask(window, self._features, self.manifest.gate)
         if mask is None:
-            return self._close_speech() if self._in_speech else []
-        if not self._in_speech:
-            self._in_speech = True
-            events.append(self._speech_event("start", self._frame_time(first_frame + int(np.argmax(mask)))))
-        self._voice.add(window[-new_frames:][mask[-new_frames:]])
+            return []
+        fresh = np.arange(first, segment.last + 1) > segment.voice_to
+        self._voice.add(window[mask & fresh])
+        segment.voice_to = segment.last
         probs = self.backend.predict(fill_window(self._voice.standardize(window[mask]), self._window_frames))
+        segment.window_probs.append(probs)
         smoothed, label = self._smoother.update(probs)
-        events.append(
+        return [
             {
                 "type": "emotion",
-                "start": _seconds(self._frame_time(first_frame)),
-                "end": _seconds(self._end_time()),
+                "start": _seconds(self._frame_time(first)),
+                "end": _seconds(self._frame_end(segment.last)),
                 "label": self.labels[label],
                 "confidence": round(float(smoothed[label]), 4),
-                "probs": {name: round(float(p), 4) for name, p in zip(self.labels, smoothed)},
-                "window_probs": {name: round(float(p), 4) for name, p in zip(self.labels, probs)},
+                "probs": self._rounded(smoothed),
+                "window_probs": self._rounded(probs),
             }
-        )
-        return self._emit_all(events)
-
-    def _frame_time(self, frame: int) -> float:
-        return self._segment_start + frame * self._features.hop_length / self._features.sample_rate
-
-    def _end_time(self) -> float:
-        if self._frames_seen == 0:
-            return self._segment_start
-        return self._frame_time(self._frames_seen - 1) + self._features.n_fft / self._features.sample_rate
+        ]
 
     def _close_speech(self) -> list[Event]:
-        self._in_speech = False
+        """End the open speech segment: its last window, the stop event, its utterance (nothing for
+        a segment too short to be confirmed as speech)."""
+        segment, self._speech = self._speech, None
+        events = self._evaluate_window(segment) if segment.confirmed and segment.last > segment.evaluated_to else []
         self._smoother.reset()
-        return self._emit_all([self._speech_event("stop", self._end_time())])
+        if not segment.confirmed:
+            return []
+        start, end = _seconds(self._step_start(segment.first)), _seconds(self._step_end(segment.last))
+        events.append(self._speech_event("stop", end))
+        if segment.window_probs:
+            probs = temperature_scaled(np.mean(segment.window_probs, axis=0), self.manifest.temperature)
+            best = int(np.argmax(probs))
+            label = self.labels[best] if probs[best] >= self._min_confidence else "uncertain"
+            events.append(
+                {"type": "utterance", "start": start, "end": end, "label": label, "confidence": round(float(probs[best]), 4),
+                 "probs": self._rounded(probs), "windows": len(segment.window_probs)}
+            )  # fmt: skip
+        return events
+
+    def _rounded(self, probs: np.ndarray) -> dict:
+        return {name: round(float(p), 4) for name, p in zip(self.labels, probs)}
+
+    def _frame_time(self, frame: int) -> float:
+        return self._stretch_start + frame * self._features.hop_length / self._features.sample_rate
+
+    def _frame_end(self, frame: int) -> float:
+        return self._frame_time(frame) + self._features.n_fft / self._features.sample_rate
+
+    def _step_start(self, frame: int) -> float:
+        """Where the detector step that decided ``frame`` begins (the speech boundary it marks)."""
+        return self._frame_time(frame) + (self._features.n_fft - self._features.hop_length) / 2 / self._features.sample_rate
+
+    def _step_end(self, frame: int) -> float:
+        return self._step_start(frame) + self._features.hop_length / self._features.sample_rate
 
     def _speech_event(self, state: str, time: float) -> Event:
         return {"type": "speech", "state": state, "time": _seconds(time)}
@@ -198,3 +253,16 @@ class Recognizer:
             for event in events:
                 self._on_event(event)
         return events
+
+
+class SpeechSegment:
+    """Frame indices of one open speech segment: its first and last speech frame, how far windows
+    and the voice's statistics have taken it, how many speech frames it has (it is reported once
+    they make the detector's ``confirm_seconds``), and the probabilities of its windows."""
+
+    def __init__(self, first: int):
+        self.first = self.last = first
+        self.evaluated_to = self.voice_to = first - 1
+        self.speech_frames = 0
+        self.confirmed = False  # enough speech frames to be reported
+        self.window_probs: list[np.ndarray] = []

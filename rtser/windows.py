@@ -21,19 +21,15 @@ def frame_levels(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return features[:, : config.n_mels].mean(axis=1)
 
 
-def speech_frames(features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec) -> np.ndarray | None:
-    """Boolean mask of the frames that carry speech, or None when the window holds too little speech.
-
-    A window has speech when its loudest frame is above the floor and its frames span at least
-    ``min_dynamic_db`` (steady noise does not); the speech frames are those within
-    ``frame_range_db`` of the loudest one."""
+def speech_mask(features: np.ndarray, config: FeatureConfig, gate: SpeechGateSpec) -> np.ndarray | None:
+    """Boolean mask of the frames of a stretch of speech that the network sees (those above the
+    floor and within ``frame_range_db`` of the loudest), or None when they make less than
+    ``min_speech_seconds``. Which stretches are speech is the speech detector's call
+    (:mod:`rtser.speech`); this only leaves out the pauses and the quietest frames within one."""
     if len(features) == 0:
         return None
     levels = frame_levels(features, config)
-    peak = float(levels.max())
-    if peak < gate.floor_db or peak - float(np.percentile(levels, 10)) < gate.min_dynamic_db:
-        return None
-    mask = levels >= max(gate.floor_db, peak - gate.frame_range_db)
+    mask = levels >= max(gate.floor_db, float(levels.max()) - gate.frame_range_db)
     min_frames = gate.min_speech_seconds * config.sample_rate / config.hop_length
     return mask if mask.sum() >= min_frames else None
 
@@ -48,7 +44,7 @@ def prepare_window(
 ) -> np.ndarray | None:
     """The network input for a window of features heard for the first time (its speech frames are
     added to ``voice`` first), or None when it holds no speech."""
-    mask = speech_frames(features, config, gate)
+    mask = speech_mask(features, config, gate)
     if mask is None:
         return None
     voice.add(features[mask])
@@ -81,3 +77,23 @@ class FrameHistory:
     def clear(self) -> None:
         """Forget all frames."""
         self._end = 0
+
+
+class FrameQueue:
+    """Feature frames waiting, oldest first, for the speech detector to judge them."""
+
+    def __init__(self, n_features: int):
+        self._frames = np.zeros((0, n_features), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def append(self, frames: np.ndarray) -> None:
+        """Queue frames behind the others."""
+        if len(frames):
+            self._frames = np.concatenate([self._frames, frames])  # a copy: the extractor reuses its buffers
+
+    def take(self, n: int) -> np.ndarray:
+        """The ``n`` oldest frames, removed from the queue."""
+        taken, self._frames = self._frames[:n], self._frames[n:]
+        return taken

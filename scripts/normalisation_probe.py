@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from rtser.features import FeaturePlan, extract
-from rtser.windows import speech_frames
+from rtser.windows import speech_mask
 from training.config import load_config
 from training.dataset import prepare
 from training.evaluate import scores
@@ -49,7 +49,7 @@ from training.windows import stream_positions
 def utterance_statistics(wave: np.ndarray, config) -> np.ndarray:
     """Mean, std, mean absolute change and 10-90 percentile range of the speech frames' features."""
     features = extract(wave, config.features, FeaturePlan(config.features))
-    mask = speech_frames(features, config.features, config.speech_gate)
+    mask = speech_mask(features, config.features, config.speech_gate)
     speech = features[mask] if mask is not None else features
     spread = np.percentile(speech, 90, axis=0) - np.percentile(speech, 10, axis=0)
     return np.concatenate([speech.mean(0), speech.std(0), np.abs(np.diff(speech, axis=0)).mean(0), spread])

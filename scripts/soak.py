@@ -59,10 +59,13 @@ def read(path: str, rate: int) -> np.ndarray:
 def build_period(rate: int, hop_samples: int, clips: int, pause_seconds: float) -> np.ndarray:
     """Real speech and quiet background noise, a whole number of hops long."""
     speech = sorted(glob.glob(os.path.join(DATA, "emodb", "wav", "*.wav")))[:: 535 // clips][:clips]
-    noise_files = sorted(glob.glob(os.path.join(DATA, "noise", "background", "*.flac")))
-    if len(speech) < clips or not noise_files:
+    noise_file = os.path.join(DATA, "noise", "background", "white_noise.flac")
+    if len(speech) < clips or not os.path.isfile(noise_file):
         sys.exit(f"soak: error: EMO-DB or background noise not found under {DATA} (set RTSER_DATA)")
-    noise = read(noise_files[0], rate)
+    # Steady noise, so that the speech detector rests between utterances and every period starts
+    # it afresh: an adaptive detector that ran through the pauses would judge each period by all
+    # the audio before it, and no two periods would be alike.
+    noise = read(noise_file, rate)
     noise = noise / (np.sqrt(np.mean(noise**2)) + 1e-12) * 1e-3  # -60 dBFS: a quiet room
     pause = np.resize(noise, int(pause_seconds * rate))
     period = np.concatenate([part for path in speech for part in (read(path, rate), pause)])

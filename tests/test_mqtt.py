@@ -49,6 +49,7 @@ def test_listen_publishes_every_event_with_availability_and_discovery(pulse, bro
     availability = [payload for topic, payload, _ in watcher.messages if topic == "rtser/kitchen/status"]
     assert availability[0] == b"online" and availability[-1] == b"offline"
     published = {
+        "utterance": watcher.events("rtser/kitchen/utterance"),
         "emotion": watcher.events("rtser/kitchen/emotion"),
         "speech": watcher.events("rtser/kitchen/speech"),
         "status": watcher.events("rtser/kitchen/health"),
@@ -58,15 +59,17 @@ def test_listen_publishes_every_event_with_availability_and_discovery(pulse, bro
         assert printed and received == printed, kind
     configs = {topic: json.loads(payload) for topic, payload, _ in watcher.messages if topic.startswith("homeassistant/")}
     assert set(configs) == {
+        "homeassistant/sensor/rtser_kitchen/utterance/config",
         "homeassistant/sensor/rtser_kitchen/emotion/config",
         "homeassistant/sensor/rtser_kitchen/confidence/config",
         "homeassistant/binary_sensor/rtser_kitchen/speech/config",
     }
     assert configs["homeassistant/sensor/rtser_kitchen/emotion/config"]["state_topic"] == "rtser/kitchen/emotion"
+    assert configs["homeassistant/sensor/rtser_kitchen/utterance/config"]["state_topic"] == "rtser/kitchen/utterance"
     assert all(c["availability_topic"] == "rtser/kitchen/status" for c in configs.values())
     # retained: a client that comes later sees the last availability and the discovery configs
     late = Subscriber(broker.port, ["rtser/kitchen/status", "homeassistant/#"])
-    wait_for(lambda: len(late.messages) == 4, 5, "retained messages")
+    wait_for(lambda: len(late.messages) == 5, 5, "retained messages")
     late.close()
     assert ("rtser/kitchen/status", b"offline", True) in late.messages
 

@@ -81,7 +81,7 @@ KINDS = {
 def _emotions(stdout: str) -> list[dict]:
     events = [json.loads(line) for line in stdout.splitlines()]
     for event in events:
-        assert event["type"] in ("speech", "emotion")
+        assert event["type"] in ("speech", "emotion", "utterance")
         if event["type"] == "emotion":
             assert 0 <= event["start"] < event["end"] and 0 <= event["confidence"] <= 1
             assert all(np.isfinite(list(event["probs"].values())))

@@ -38,7 +38,11 @@ def test_replay_prints_contract_events(emodb_files):
         assert event["label"] in recognizer.labels and event["confidence"] == event["probs"][event["label"]]
         assert 0 <= event["start"] < event["end"] <= duration + 0.05
     assert events[0] == {"type": "speech", "state": "start", "time": events[0]["time"]}
-    assert events[-1]["type"] == "speech" and events[-1]["state"] == "stop"
+    stop, utterance = events[-2:]
+    assert stop["type"] == "speech" and stop["state"] == "stop"
+    assert utterance["type"] == "utterance" and (utterance["start"], utterance["end"]) == (events[0]["time"], stop["time"])
+    assert utterance["label"] in recognizer.labels and utterance["confidence"] == max(utterance["probs"].values())
+    assert utterance["windows"] == len(emotions)
 
 
 def test_library_api_in_random_chunks_gives_the_replay_events(emodb_files):
@@ -121,10 +125,26 @@ def test_both_int8_backends_agree(speech):
         assert max(abs(a["window_probs"][k] - b["window_probs"][k]) for k in a["probs"]) < 0.2
 
 
+def _window_spacing(events):
+    """Seconds between the ends of consecutive windows within each utterance, its closing window
+    (the one at the utterance's last speech frame) aside."""
+    spacing, ends = [], []
+    for event in events:
+        if event["type"] == "emotion":
+            ends.append(event["end"])
+        elif event["type"] == "utterance":
+            spacing += list(np.diff(ends[:-1]))
+            ends = []
+    return np.array(spacing)
+
+
 def test_hop_sets_how_often_windows_come(emodb_files):
     path = max(emodb_files, key=lambda p: soundfile.info(p).duration)
-    half, quarter = _emotions(_replay(path)), _emotions(_replay(path, "--hop", "0.25"))
-    assert len(quarter) > 1.6 * len(half)
+    half, quarter = _window_spacing(_replay(path)), _window_spacing(_replay(path, "--hop", "0.25"))
+    assert len(half) >= 2 and len(quarter) >= 2 * len(half)
+    # a window is due every hop; one that falls in a short pause ends at the last speech frame
+    for spacing, hop in ((half, 0.5), (quarter, 0.25)):
+        assert abs(np.median(spacing) - hop) < 0.002 and spacing.max() < hop + 0.002, spacing
 
 
 def test_sample_rate_change_mid_stream_is_refused(speech):

@@ -92,6 +92,6 @@ def test_listen_sends_only_events_to_the_broker_and_writes_nothing(pulse, clips,
     assert set(connections(log)) <= {pulse.socket, f"127.0.0.1:{broker.port}"}
     assert f"127.0.0.1:{broker.port}" in connections(log)
     payloads = [payload for _, payload, _ in everything.messages]
-    assert payloads and all(p in (b"online", b"offline") or json.loads(p)["type"] in ("emotion", "speech", "status")
+    assert payloads and all(p in (b"online", b"offline") or json.loads(p)["type"] in ("utterance", "emotion", "speech", "status")
                             for p in payloads)  # fmt: skip
     assert max(len(p) for p in payloads) < 2048  # events, never audio

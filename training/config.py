@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rtser.features import FeatureConfig
 from rtser.manifest import SpeechGateSpec, WindowSpec
+from rtser.speech import SpeechDetectorSpec
 from rtser.schema import ConfigError, load, load_yaml
 
 from .augment import AugmentConfig
@@ -67,6 +68,7 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     window: WindowSpec = field(default_factory=lambda: WindowSpec(3.0, 0.5))
     speech_gate: SpeechGateSpec = field(default_factory=SpeechGateSpec)
+    speech_detector: SpeechDetectorSpec = field(default_factory=SpeechDetectorSpec)
     normalization: NormalizationSettings = field(default_factory=NormalizationSettings)
     model: dict = field(default_factory=lambda: {"architecture": "lightsernet"})
     train: TrainSettings = field(default_factory=TrainSettings)

@@ -7,6 +7,12 @@ import numpy as np
 NO_DECISION = -1
 
 
+def utterance_probabilities(window_probs: list[np.ndarray]) -> list[list[float] | None]:
+    """Mean of each utterance's window probabilities (as rtser's utterance event gives it), None
+    where it had no window."""
+    return [np.round(p.mean(axis=0), 6).tolist() if len(p) else None for p in window_probs]
+
+
 def utterance_predictions(window_probs: list[np.ndarray]) -> np.ndarray:
     """Mean of each utterance's window probabilities, argmax; NO_DECISION where it had no window."""
     return np.array([int(np.argmax(p.mean(axis=0))) if len(p) else NO_DECISION for p in window_probs])

@@ -23,7 +23,8 @@ from rtser.schema import ConfigError, build
 from .augment import Augmenter
 from .config import RunConfig, config_dict
 from .corpora import Utterance, data_root
-from .evaluate import plot_confusion, scores, utterance_predictions
+from .calibration import calibration_report
+from .evaluate import plot_confusion, scores, utterance_predictions, utterance_probabilities
 from .export import export_model
 from .dataset import RunData
 from .folds import final_split
@@ -39,7 +40,7 @@ NETWORK_SEED_STRIDE = 1000  # the seeds of a recipe's networks lie this far apar
 def model_spec(config: RunConfig, normalization: NormalizationSpec) -> Manifest:
     """The manifest (without network files yet) that a model of this recipe runs under."""
     return Manifest("", config.name, tuple(config.labels), config.features, config.window, config.speech_gate,
-                    normalization, {}, {})  # fmt: skip
+                    config.speech_detector, normalization, 1.0, {}, {})  # fmt: skip
 
 
 def focal_loss(logits, target, weight, gamma, smoothing):
@@ -352,15 +353,16 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     model, spec = _trained(trainer, train_idx, val_idx, fold_dir, config.train.seed + k, fold.name)
     test_windows = trainer.windows(test_idx, spec)
     export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
-    predictions = {
-        "float": utterance_predictions(predict_windows(model, test_windows)),
-        **{kind: utterance_predictions(backend_windows(os.path.join(fold_dir, "model"), kind, test_windows))
-           for kind in ("tflite", "onnx")},
-    }  # fmt: skip
+    window_probs = {
+        "float": predict_windows(model, test_windows),
+        **{kind: backend_windows(os.path.join(fold_dir, "model"), kind, test_windows) for kind in ("tflite", "onnx")},
+    }
+    predictions = {kind: utterance_predictions(probs) for kind, probs in window_probs.items()}
     ua = {kind: scores(targets[test_idx], p, config.labels)["ua"] for kind, p in predictions.items()}
     print(f"{fold.name}: UA " + ", ".join(f"{kind} {v:.3f}" for kind, v in ua.items()))
     result = {"test": [utterances[i].path for i in test_idx], "validation": sorted(fold.validation),
-              "predictions": {kind: p.tolist() for kind, p in predictions.items()}}  # fmt: skip
+              "predictions": {kind: p.tolist() for kind, p in predictions.items()},
+              "probabilities": {kind: utterance_probabilities(probs) for kind, probs in window_probs.items()}}  # fmt: skip
     _write_json(os.path.join(fold_dir, "fold.json"), result)
 
 
@@ -408,9 +410,21 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
     metrics = {kind: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels, np.concatenate(positions))
                for kind, p in pooled.items()}  # fmt: skip
     metrics["per_fold_ua"] = per_fold
+    if all("probabilities" in result for _, result, _ in done):
+        metrics["calibration"] = _calibration_of(done, truth)
     metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result, _ in done}
     metrics["folds"] = {"pooled": len(done), "of": len(data.folds), "training_minutes": round(sum(m for *_, m in done), 1)}
     return metrics
+
+
+def _calibration_of(done: list, truth: np.ndarray, kind: str = "tflite") -> dict:
+    """Temperature scaling of the int8 TFLite utterance probabilities (what rtser runs by default),
+    fitted on the folds' test decisions; utterances with no window are left out."""
+    probs = [p for _, result, _ in done for p in result["probabilities"][kind]]
+    folds = np.concatenate([np.full(len(result["test"]), k) for k, (_, result, _) in enumerate(done)])
+    kept = np.array([p is not None for p in probs])
+    matrix = np.array([p for p in probs if p is not None], dtype=np.float64)
+    return {"artifact": kind, **calibration_report(matrix / matrix.sum(axis=1, keepdims=True), truth[kept], folds[kept])}
 
 
 def _calibration(trainer: Trainer, train_idx: list[int], spec: Manifest, count: int = 200) -> np.ndarray:
@@ -442,4 +456,6 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
     }
     summary = {kind: {part: round(v["ua"], 4) for part, v in cv_metrics[kind].items()} for kind in ("float", "tflite", "onnx")} if cv_metrics else {}
     metrics = {"protocol": "speaker-independent cross-validation (see report.md)", "ua": summary}
+    if cv_metrics and "calibration" in cv_metrics:
+        metrics["calibration"] = cv_metrics["calibration"]
     return export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(out, "model"), training, metrics)

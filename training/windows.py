@@ -12,7 +12,7 @@ from rtser.features import FeaturePlan, extract
 from rtser.manifest import Manifest
 from rtser.pipeline import Recognizer
 from rtser.normalization import Moments, NormalizationSpec, TrainingVoices
-from rtser.windows import fill_window, speech_frames
+from rtser.windows import fill_window, speech_mask
 
 from .augment import Augmenter
 from .config import RunConfig
@@ -92,7 +92,7 @@ class SpeechHistory:
         n, n_features = len(features), recipe.features.n_features
         self.weight, self.total, self.squares = np.zeros(n), np.zeros((n, n_features)), np.zeros((n, n_features))
         for i, frames in enumerate(features):
-            mask = speech_frames(frames, recipe.features, recipe.speech_gate)
+            mask = speech_mask(frames, recipe.features, recipe.speech_gate)
             if mask is not None:
                 moments = Moments.of(frames[mask])
                 self.weight[i], self.total[i], self.squares[i] = moments.weight, moments.total, moments.squares
@@ -141,7 +141,7 @@ def training_windows(
         if len(frames) == 0:
             continue
         crop = frames[augmenter.crop(len(frames), config.frames_per_second)]
-        mask = speech_frames(crop, config, recipe.speech_gate)
+        mask = speech_mask(crop, config, recipe.speech_gate)
         if mask is None:
             continue
         speech = crop[mask]

@@ -1,0 +1,188 @@
+"""How well the recognizer finds speech, run through the real Recognizer with the shipped model.
+
+Prints (and writes as JSON with --out) four figures:
+- non-speech: of the clips in noise/nonspeech, the background recordings and sounds made here (tones,
+  chords, clicks, drums, a siren, mains hum, music with noise: none of them seen when the detector was
+  tuned), how many give any emotion or utterance event;
+- speech kept: the share of EMO-DB and RAVDESS files that give an utterance event;
+- boundaries: utterances brought to one speech level and joined by known pauses (0.5 to 3 s), in
+  silence and in background noise 10 or 15 dB below the speech;
+  the error of each speech start and stop against the utterance's own bounds (its first and last
+  10 ms step within 35 dB of its loudest), and segments counted against utterances joined;
+- cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
+  silence and steady noise.
+
+    python scripts/speech_detection.py [--utterances 200] [--out speech_detection.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import time
+
+import numpy as np
+import soundfile as sf
+
+from rtser.pipeline import Recognizer
+from rtser.bench import detector_ms_per_second
+from rtser.speech import STEP, step_levels
+
+DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+RATE = 16000
+SPEECH_DBFS = -26.0  # the level of the joined utterances' speech; noise is put SNR dB under it
+
+
+def read(path: str) -> np.ndarray:
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    assert rate == RATE, f"{path}: {rate} Hz"
+    return audio.mean(axis=1)
+
+
+def made_sounds(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Non-speech the detector was not tuned on: music-like tones, clicks, TV-like mixtures."""
+    t = np.arange(6 * RATE) / RATE
+    notes = np.repeat(220 * 2 ** (rng.integers(0, 12, 12) / 12), len(t) // 12 + 1)[: len(t)]
+    phase = 2 * np.pi * np.cumsum(notes * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))) / RATE
+    melody = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.1
+    drums = np.zeros(len(t))
+    for start in range(0, len(t) - 2000, 4000):
+        drums[start : start + 2000] += rng.normal(0, 0.3, 2000) * np.exp(-np.arange(2000) / 300)
+    clicks = np.zeros(len(t))
+    clicks[::800] = 0.8
+    pink = np.cumsum(rng.normal(0, 1, len(t)))
+    pink = (pink - np.convolve(pink, np.ones(400) / 400, "same")) / 50
+    sounds = {
+        "sung melody": melody,
+        "piano chords": sum(np.sin(2 * np.pi * f * t) * np.exp(-3 * (t % 0.5)) for f in (261.6, 329.6, 392.0)) * 0.1,
+        "clicks": clicks,
+        "siren": 0.2 * np.sin(2 * np.pi * np.cumsum(600 + 300 * np.sin(2 * np.pi * 0.5 * t)) / RATE),
+        "drums": drums,
+        "music and noise (TV-like)": melody + 0.5 * drums + 0.05 * np.clip(pink, -1, 1),
+        "mains hum": 0.2 * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 10)),
+    }
+    return {name: np.clip(sound, -1, 1).astype(np.float32) for name, sound in sounds.items()}
+
+
+def run(recognizer: Recognizer, audio: np.ndarray) -> list[dict]:
+    recognizer.reset()
+    events = []
+    for start in range(0, len(audio), RATE // 2):
+        events += recognizer.push(audio[start : start + RATE // 2])
+    return events + recognizer.flush()
+
+
+def judged(events: list[dict]) -> bool:
+    return any(e["type"] in ("emotion", "utterance") for e in events)
+
+
+def bounds(audio: np.ndarray) -> tuple[float, float]:
+    """An utterance's first and last 10 ms step within 35 dB of its loudest."""
+    levels = step_levels(audio)
+    loud = np.flatnonzero(levels >= levels.max() - 35)
+    return loud[0] * STEP / RATE, (loud[-1] + 1) * STEP / RATE
+
+
+def at_speech_level(audio: np.ndarray) -> np.ndarray:
+    """The utterance scaled so that its speech (its steps within 35 dB of the loudest) is at
+    SPEECH_DBFS, as one voice at one distance from the microphone would be."""
+    levels = step_levels(audio)
+    speech_power = np.mean(10 ** (levels[levels >= levels.max() - 35] / 10))
+    return (audio * np.sqrt(10 ** (SPEECH_DBFS / 10) / speech_power)).astype(np.float32)
+
+
+def boundary_errors(recognizer, files, noise, rng, snr_db):
+    """Start and stop errors of utterances, each at the same speech level, joined by pauses of 0.5
+    to 3 s (noise under them all at ``snr_db`` below the speech, or silence when noise is None),
+    and segments against utterances."""
+    pieces, truth, at = [], [], 0.0
+    for path in files:
+        pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
+        utterance = at_speech_level(read(path))
+        first, last = bounds(utterance)
+        at += len(pause) / RATE
+        truth.append((at + first, at + last))
+        pieces += [pause, utterance]
+        at += len(utterance) / RATE
+    stream = np.concatenate([*pieces, np.zeros(RATE, np.float32)])
+    if noise is not None:
+        bed = np.resize(noise, len(stream))
+        stream = stream + bed * np.sqrt(10 ** ((SPEECH_DBFS - snr_db) / 10) / np.mean(bed**2))
+    events = run(recognizer, stream)
+    starts = [e["time"] for e in events if e["type"] == "speech" and e["state"] == "start"]
+    stops = [e["time"] for e in events if e["type"] == "speech" and e["state"] == "stop"]
+    start_err = [min(starts, key=lambda s: abs(s - a)) - a for a, _ in truth]
+    stop_err = [min(stops, key=lambda s: abs(s - b)) - b for _, b in truth]
+    return np.array(start_err), np.array(stop_err), len(starts), len(truth)
+
+
+def detector_cost(recognizer: Recognizer, speech: list[str]) -> dict:
+    """The speech detector's own CPU time per second of audio on continuous speech (utterances back
+    to back), digital silence and steady white noise."""
+    sounds = {
+        "speech": np.concatenate([read(p) for p in speech]),
+        "silence": np.zeros(60 * RATE, np.float32),
+        "white_noise": np.random.default_rng(1).normal(0, 0.03, 60 * RATE).astype(np.float32),
+    }
+    return {f"detector_cpu_ms_per_audio_second_{name}": detector_ms_per_second(recognizer.manifest, audio, RATE // 2) for name, audio in sounds.items()}
+
+
+def summary(errors: np.ndarray) -> dict:
+    return {"median_abs": round(float(np.median(np.abs(errors))), 3), "p95_abs": round(float(np.percentile(np.abs(errors), 95)), 3),
+            "median": round(float(np.median(errors)), 3)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--utterances", type=int, default=200, help="utterances joined per boundary stream")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    recognizer = Recognizer()
+    report: dict = {"model": recognizer.manifest.name, "detector": recognizer.manifest.speech_detector.to_dict()}
+
+    nonspeech = {}
+    for group, paths in (("nonspeech", sorted(glob.glob(f"{DATA}/noise/nonspeech/*"))), ("background", sorted(glob.glob(f"{DATA}/noise/background/*")))):
+        nonspeech[group] = sorted(os.path.basename(p) for p in paths if judged(run(recognizer, read(p))))
+        nonspeech[group + "_clips"] = len(paths)
+    nonspeech["made"] = sorted(name for name, sound in made_sounds(rng).items() if judged(run(recognizer, sound)))
+    nonspeech["made_clips"] = len(made_sounds(rng))
+    report["non_speech_judged"] = nonspeech
+    print("non-speech clips with emotion or utterance events:", {k: (len(v) if isinstance(v, list) else v) for k, v in nonspeech.items()}, nonspeech)
+
+    speech_files = {"emodb": sorted(glob.glob(f"{DATA}/emodb/wav/*.wav")), "ravdess": sorted(glob.glob(f"{DATA}/ravdess/*/*.flac"))}
+    kept, cpu, heard = {}, 0.0, 0.0
+    for corpus, paths in speech_files.items():
+        missing = []
+        for path in paths:
+            audio = read(path)
+            started = time.process_time()
+            events = run(recognizer, audio)
+            cpu += time.process_time() - started
+            heard += len(audio) / RATE
+            if not any(e["type"] == "utterance" for e in events):
+                missing.append(os.path.basename(path))
+        kept[corpus] = {"files": len(paths), "with_utterance": len(paths) - len(missing), "share": round(1 - len(missing) / len(paths), 4), "without": missing}
+    report["speech_kept"] = kept
+    print("speech kept:", {k: (v["with_utterance"], v["files"], v["share"]) for k, v in kept.items()})
+
+    chosen = [p for paths in speech_files.values() for p in paths]
+    chosen = [chosen[i] for i in rng.choice(len(chosen), args.utterances, replace=False)]
+    report["boundaries"] = {}
+    for condition, noise_file, snr in (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10), ("pink noise, 10 dB SNR", "pink_noise.flac", 10)):
+        noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
+        start_err, stop_err, segments, utterances = boundary_errors(recognizer, chosen, noise, rng, snr)
+        report["boundaries"][condition] = {"start": summary(start_err), "stop": summary(stop_err), "segments": segments, "utterances": utterances}
+        print("boundaries,", condition, report["boundaries"][condition])
+
+    report["cost"] = {"pipeline_cpu_ms_per_audio_second": round(1000 * cpu / heard, 2), **detector_cost(recognizer, speech_files["emodb"][:100])}
+    print("cost:", report["cost"])
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(report, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -369,12 +369,14 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
 def _trained(trainer: Trainer, train_idx: list[int], val_idx: list[int], folder: str, seed: int, title: str) -> tuple[nn.Module, Manifest]:
     """A fold's trained model and its spec: trained here (log and curves written, the model kept in
     ``trained.pt``), or loaded from ``trained.pt`` where an earlier process trained it and stopped
-    before the fold's export and evaluation were done (the run folder's claim vouches for the recipe)."""
+    before the fold's export and evaluation were done."""
     checkpoint = os.path.join(folder, "trained.pt")
     if os.path.exists(checkpoint):
         saved = torch.load(checkpoint, weights_only=False)
         print(f"{title}: trained model loaded from {checkpoint}")
-        return saved["model"].eval(), saved["spec"]
+        # the recipe's spec around the normalisation fitted in training (the run folder's claim
+        # vouches that the recipe is this one), so code that reads newer settings serves older folds
+        return saved["model"].eval(), model_spec(trainer.config, saved["spec"].normalization)
     log_path = os.path.join(folder, "log.jsonl")
     if os.path.exists(log_path):
         os.remove(log_path)  # epochs of a process that stopped before the end

@@ -30,9 +30,13 @@ def _add_model_options(parser: argparse.ArgumentParser, backend_default: str | N
 def cmd_replay(args) -> int:
     """Run the pipeline over a file and print its events as JSON lines."""
     from .audio import read_blocks
+    from .events import selected
     from .pipeline import Recognizer
 
-    from .events import selected
+    def print_selected(events) -> None:
+        for event in events:
+            if selected(event, args.events):
+                _print_json(event)
 
     rate, blocks = read_blocks(args.file, block_seconds=0.1 if args.realtime else 1.0)
     recognizer = Recognizer(args.model, backend=args.backend, hop_seconds=args.hop, pause_seconds=args.pause, min_confidence=args.min_confidence or 0.0)
@@ -41,14 +45,10 @@ def cmd_replay(args) -> int:
         if args.realtime:
             time.sleep(max(0.0, started + fed / rate - time.monotonic()))
         fed += len(block)
-        for event in recognizer.push(block, rate):
-            if selected(event, args.events):
-                _print_json(event)
+        print_selected(recognizer.push(block, rate))
     if fed == 0:
         raise RtserError(f"no audio in {args.file}")
-    for event in recognizer.flush():
-        if selected(event, args.events):
-            _print_json(event)
+    print_selected(recognizer.flush())
     if recognizer.non_finite_samples:
         print(f"rtser: warning: {recognizer.non_finite_samples} NaN/inf samples in {args.file} were read as 0", file=sys.stderr)
     return 0

@@ -142,8 +142,9 @@ class VoiceDetector:
             if loud:
                 self._active_until = self._steps + self._active_steps
             step = pcm[i * STEP : (i + 1) * STEP].tobytes()
-            self._outputs.append(self._detect(step) if self._steps <= self._active_until else 0.0)
-            self._running = self._steps <= self._active_until
+            active = self._steps <= self._active_until
+            self._outputs.append(self._detect(step) if active else 0.0)
+            self._running = active
             self._warmup.append(step)
             self._loud.append(bool(loud))
             self._steps += 1

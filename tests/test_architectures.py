@@ -162,3 +162,44 @@ def test_every_architecture_trains_exports_and_runs_in_rtser(tmp_path):
             assert replay.returncode == 0 and replay.stderr == "", replay.stderr
             assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
     assert (out / "comparison.png").stat().st_size > 0
+
+
+def test_int8_exports_run_the_stem_in_float_quantize_its_map_once_pooled_and_pool_by_convolution(tmp_path):
+    import onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.export import export_onnx_int8, export_tflite_int8
+
+    torch.manual_seed(0)
+    model = build_model({"architecture": "lightsernet", "width": 0.25}, 6, 42).eval()
+    calibration = np.random.default_rng(0).standard_normal((40, 297, 42)).astype(np.float32)
+    deployed = deployable(model)
+    export_tflite_int8(deployed, calibration, str(tmp_path / "model.tflite"))
+    export_onnx_int8(deployed, calibration, str(tmp_path / "model.onnx"))
+
+    interpreter = Interpreter(model_path=str(tmp_path / "model.tflite"))
+    interpreter.allocate_tensors()
+    shapes = {}
+    for op in interpreter._get_ops_details():
+        for index in op["outputs"]:
+            tensor = interpreter._get_tensor_details(index, 0)
+            shapes.setdefault(op["op_name"], []).append((np.dtype(tensor["dtype"]).name, tuple(tensor["shape"])))
+    full_size = [(dtype, shape) for outputs in shapes.values() for dtype, shape in outputs if len(shape) == 4 and shape[1] == 297]
+    assert full_size and all(dtype == "float32" for dtype, _ in full_size)  # the stem's full-size maps stay float
+    assert ("int8", (1, 148, 21, 8)) in shapes["QUANTIZE"]  # quantized once pooled
+    assert "AVERAGE_POOL_2D" not in shapes  # every average pool is a depthwise convolution
+
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    first_convs = [node for node in graph.node if node.op_type == "Conv" and producer.get(node.input[0]) != "DequantizeLinear"]
+    assert len(first_convs) >= 3  # the three paths' convolutions read float, not dequantized int8
+
+    expected = deployed(torch.from_numpy(calibration[:8, None])).detach().numpy()
+    interpreter = Interpreter(model_path=str(tmp_path / "model.tflite"))
+    interpreter.allocate_tensors()
+    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert np.dtype(given["dtype"]) == np.float32
+    for window, probs in zip(calibration[:8], expected):
+        interpreter.set_tensor(given["index"], window[None, None])
+        interpreter.invoke()
+        assert np.abs(interpreter.get_tensor(taken["index"])[0] - probs).max() < 0.1

@@ -29,7 +29,7 @@ def _train(args) -> int:
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(json.loads(json.dumps(config_dict(config))), handle, sort_keys=False)
     started = time.time()
-    metrics = {} if args.no_cv else cross_validate(config, data, out, args.run_folds)
+    metrics = _earlier_metrics(out) if args.no_cv else cross_validate(config, data, out, args.run_folds)
     manifest = None if args.no_final else train_final(config, data, out, metrics)
     command = "python -m training " + " ".join(_without_run_folds(args.argv))
     write_report(os.path.join(out, "report.md"), config.name, command, metrics, manifest, time.time() - started)
@@ -42,6 +42,15 @@ def _train(args) -> int:
             shutil.copy2(os.path.join(out, "metrics.json"), os.path.join(args.install, "metrics.json"))
     print(f"run folder: {out}")
     return 0
+
+
+def _earlier_metrics(out: str) -> dict:
+    """The cross-validation figures an earlier run left in the run folder (``metrics.json``), or none."""
+    path = os.path.join(out, "metrics.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def _without_run_folds(argv: list[str]) -> list[str]:
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--run-folds", type=fold_set, metavar="A-B",
                        help="train only these folds (e.g. 0-4 or 5,7); folds already in the run folder are "
                             "kept, so processes can share a run's folds and a stopped run resumes")  # fmt: skip
-    train.add_argument("--no-cv", action="store_true", help="skip cross-validation")
+    train.add_argument("--no-cv", action="store_true", help="skip cross-validation (the figures of an earlier run in the run folder, its metrics.json, are reported)")
     train.add_argument("--no-final", action="store_true", help="skip the final model")
     train.add_argument("--install", help="copy the exported model into this folder (e.g. rtser/models/default)")
     compare = sub.add_parser("compare", help="cross-validate several architectures under the same protocols")

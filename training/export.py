@@ -18,7 +18,7 @@ from rtser.manifest import FORMAT, MANIFEST_NAME, Manifest, sha256_of
 from rtser.native import native_stderr_silenced
 
 from .models import deployable
-from .models.base import KeptInFloat
+from .models.base import FloatStem, KeptInFloat
 
 
 @contextlib.contextmanager
@@ -40,6 +40,11 @@ def _kept_in_float(model: torch.nn.Module) -> set[str]:
     return {f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules() if isinstance(m, KeptInFloat)}
 
 
+def _float_note(model: torch.nn.Module) -> str:
+    """What the manifest says of the stem's precision."""
+    return "; first stage on the one-channel input in float" if any(isinstance(m, FloatStem) for m in model.modules()) else ""
+
+
 def _onnx_nodes_of(path: str, classes: set[str]) -> list[str]:
     """The names of the ONNX graph's nodes that come from modules of these classes."""
     import onnx
@@ -49,8 +54,8 @@ def _onnx_nodes_of(path: str, classes: set[str]) -> list[str]:
 
 
 def export_onnx_int8(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
-    """int8 ONNX with onnxruntime static QDQ quantization, per-channel weights, calibrated on real
-    windows ``[n, frames, features]``."""
+    """int8 ONNX of a :func:`deployable` model with onnxruntime static QDQ quantization, per-channel
+    weights, calibrated on real windows ``[n, frames, features]``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -76,11 +81,23 @@ def export_onnx_int8(model: torch.nn.Module, calibration: np.ndarray, path: str)
             nodes_to_exclude=_onnx_nodes_of(prepared, _kept_in_float(model)),
         )  # fmt: skip
     return {"path": os.path.basename(path), "sha256": sha256_of(path), "input": {"dtype": "float32"},
-            "quantization": "int8 QDQ, per-channel weights, static activations (onnxruntime)"}  # fmt: skip
+            "quantization": "int8 QDQ, per-channel weights, static activations (onnxruntime)" + _float_note(model)}  # fmt: skip
+
+
+def export_tflite_float(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
+    """float32 TFLite of a :func:`deployable` model through litert-torch (for comparisons: rtser
+    ships int8); ``calibration`` gives only the example input's shape."""
+    with _quiet():
+        import litert_torch
+
+        example = (torch.from_numpy(calibration[:1, None].astype(np.float32)),)
+        litert_torch.convert(model.eval(), example).export(path)
+    return {"path": os.path.basename(path), "sha256": sha256_of(path), "input": {"dtype": "float32"}, "quantization": "none (float32)"}
 
 
 def export_tflite_int8(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
-    """int8 TFLite through litert-torch with PT2E static quantization calibrated on real windows."""
+    """int8 TFLite of a :func:`deployable` model through litert-torch with PT2E static quantization
+    calibrated on real windows."""
     with _quiet():
         import litert_torch
         from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
@@ -104,7 +121,7 @@ def export_tflite_int8(model: torch.nn.Module, calibration: np.ndarray, path: st
     return {
         "path": os.path.basename(path), "sha256": sha256_of(path),
         "input": {"dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero)},
-        "quantization": "int8 weights per-channel and activations (PT2E static, litert-torch)",
+        "quantization": "int8 weights per-channel and activations (PT2E static, litert-torch)" + _float_note(model),
     }  # fmt: skip
 
 

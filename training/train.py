@@ -445,8 +445,9 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
     train_idx, val_idx = speaker_indices(utterances, split.train), speaker_indices(utterances, split.validation)
     final_dir = os.path.join(out, "final")
     os.makedirs(final_dir, exist_ok=True)
-    model, spec, history = trainer.fit(train_idx, val_idx, os.path.join(final_dir, "log.jsonl"), config.train.seed)
-    plot_curves(history, "final", os.path.join(final_dir, "curves.png"))
+    model, spec = _trained(trainer, train_idx, val_idx, final_dir, config.train.seed, "final")
+    with open(os.path.join(final_dir, "log.jsonl"), encoding="utf-8") as log:
+        history = [record for record in map(json.loads, filter(str.strip, log)) if "epoch" in record]
     x_shape = (1, *spec.input_shape[1:])
     training = {
         "recipe": config_dict(config),
@@ -455,6 +456,7 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
         "speakers": {"train": sorted(split.train), "validation": sorted(split.validation)},
         "epochs_run": [sum(h["network"] == m for h in history) for m in range(config.train.networks)],
         "torch": torch.__version__,
+        "training_minutes": round(_training_minutes(os.path.join(final_dir, "log.jsonl")), 1),
     }
     summary = {kind: {part: round(v["ua"], 4) for part, v in cv_metrics[kind].items()} for kind in ("float", "tflite", "onnx")} if cv_metrics else {}
     metrics = {"protocol": "speaker-independent cross-validation (see report.md)", "ua": summary}

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .attention_fcn import AttentionFcn
+from .base import FloatStem
 from .cnn_lstm import CnnLstm
 from .lightsernet import LightSERNet
 from .timnet import TimNet
@@ -32,21 +33,52 @@ def build_model(settings: dict, n_classes: int, n_features: int) -> nn.Module:
     return ARCHITECTURES[name](n_classes, n_features, **options)
 
 
-def deployable(model: nn.Module) -> nn.Module:
+def deployable(model: nn.Module, restructured: bool = True) -> nn.Module:
     """A copy in eval mode in which every module that has a ``baked()`` form (a kernel generator,
-    say) is replaced by it: the network the exporters and the MAC count see."""
+    say) is replaced by it and, where ``restructured``, every classifier's ``stem`` is wrapped in
+    :class:`FloatStem` and every average pool after a convolution is made the depthwise convolution
+    that computes it (docs/export_speed.md): the network the exporters see. Its arithmetic is the
+    model's."""
     model = copy.deepcopy(model).cpu().eval()
     for name, module in list(model.named_modules()):
         if hasattr(module, "baked"):
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, child, module.baked())
+            _replace(model, name, module.baked())
+    if restructured:
+        for name, module in list(model.named_modules()):
+            for stage in getattr(module, "stem", ()):
+                qualified = f"{name}.{stage}" if name else stage
+                _replace(model, qualified, FloatStem(model.get_submodule(qualified)))
+        _pools_as_convolutions(model)
     return model
+
+
+def _pools_as_convolutions(model: nn.Module) -> None:
+    """Replace each average pool that follows a convolution by the fixed depthwise convolution that
+    computes it. The TFLite converter moves quantization up through a pool (so a float stem's
+    full-size map would be quantized and pooled in int8), not through a convolution; and both int8
+    runtimes run a depthwise convolution faster than their int8 pooling."""
+    channels = None
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Conv2d):
+            channels = module.out_channels
+        elif isinstance(module, nn.AvgPool2d) and channels and not module.ceil_mode and not module.padding:
+            kernel = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
+            averaging = nn.Conv2d(channels, channels, kernel, stride=module.stride, groups=channels, bias=False)
+            averaging.weight.data.fill_(1.0 / math.prod(kernel))
+            averaging.weight.requires_grad_(False)
+            _replace(model, name, averaging)
+
+
+def _replace(model: nn.Module, name: str, replacement: nn.Module) -> None:
+    """Put ``replacement`` where the submodule called ``name`` is."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, replacement)
 
 
 def footprint(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     """Parameters and multiply-accumulates per window of the deployable network (convolutions and
     dense layers; elementwise gates and pooling are not counted)."""
-    model = deployable(model)
+    model = deployable(model, restructured=False)
     total = 0
 
     def hook(module, inputs, output):

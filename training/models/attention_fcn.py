@@ -35,6 +35,8 @@ class AttentionFcn(Classifier):
     attention pooling weighs its positions (λ = ``sharpness``), so any ``n_features`` fits; dropout;
     one dense layer."""
 
+    stem = ("blocks.0",)
+
     def __init__(self, n_classes: int, n_features: int, width: float = 1.0, attention: int = 64, sharpness: float = 0.5,
                  dropout: float = 0.3):  # fmt: skip
         super().__init__()

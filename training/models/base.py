@@ -9,7 +9,10 @@ from torch import nn
 class Classifier(nn.Module):
     """A network on ``[batch, 1, time, features]`` windows whose ``forward`` gives class
     probabilities (softmax included, so exported files give probabilities) and whose ``logits``
-    gives the unnormalised scores the losses need."""
+    gives the unnormalised scores the losses need. ``stem`` names the submodules that take the
+    one-channel input window (the int8 exports keep them in float: see :class:`FloatStem`)."""
+
+    stem: tuple[str, ...] = ()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -19,12 +22,25 @@ class Classifier(nn.Module):
 
 
 class KeptInFloat(nn.Module):
-    """A module the int8 exports leave in float: arithmetic on probabilities, whose int8 range the
-    calibration windows would set too narrow (clipping the surest windows' probabilities)."""
+    """A module the int8 exports leave in float."""
+
+
+class FloatStem(KeptInFloat):
+    """A classifier's first stage on the one-channel input, kept in float by the int8 exports: they
+    run a convolution with one input channel as a depthwise convolution with a channel multiplier,
+    slowly in int8, and the quantization of the raw input is costly (docs/export_speed.md)."""
+
+    def __init__(self, stage: nn.Module):
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage(x)
 
 
 class ProbabilityAverage(KeptInFloat):
-    """The mean of probability vectors."""
+    """The mean of probability vectors, kept in float: the calibration windows would set its int8
+    range too narrow (clipping the surest windows' probabilities)."""
 
     def forward(self, *probabilities: torch.Tensor) -> torch.Tensor:
         total = probabilities[0]

@@ -52,6 +52,8 @@ class CnnLstm(Classifier):
     """Four local feature learning blocks (64, 64, 128, 128 filters in the paper), then an LSTM over
     the remaining time steps (frequency folded into the features), then one dense layer."""
 
+    stem = ("blocks.0",)
+
     def __init__(self, n_classes: int, n_features: int, width: float = 1.0, hidden: int = 256,
                  pooling: str = "sequence", dropout: float = 0.3):  # fmt: skip
         super().__init__()

@@ -26,6 +26,8 @@ class LightSERNet(Classifier):
     global pooling makes it independent of ``n_features``.
     """
 
+    stem = ("paths.0", "paths.1", "paths.2")
+
     def __init__(self, n_classes: int, n_features: int, width: float = 1.0, dropout: float = 0.3):
         super().__init__()
         w = scaled(width)

@@ -72,17 +72,42 @@ def _run_recompute_baseline(recognizer: Recognizer, audio: np.ndarray, features_
 
 
 def _latencies(recognizer: Recognizer, audio: np.ndarray, count: int = 200) -> np.ndarray:
+    """CPU milliseconds of each of ``count`` network runs on the audio's windows."""
     m = recognizer.manifest
     features = extract(audio, m.features)
     n, hop, voice = m.input_shape[2], m.window.hop_frames(m.features), m.voice_statistics()
     windows = [prepare_window(features[s : s + n], m.features, m.gate, voice, n) for s in range(0, len(features) - n + 1, hop)]
     windows = [w for w in windows if w is not None] or [np.zeros(m.input_shape[2:], np.float32)]
+    for window in windows[:5]:
+        recognizer.backend.predict(window)
     out = []
     for i in range(count):
-        started = time.perf_counter()
+        started = time.process_time()
         recognizer.backend.predict(windows[i % len(windows)])
-        out.append(time.perf_counter() - started)
+        out.append(time.process_time() - started)
     return np.array(out) * 1000
+
+
+def _model_figures(recognizer: Recognizer, audio: np.ndarray) -> dict:
+    """A model's CPU time per window (median, p95) and its network file's size."""
+    latency = _latencies(recognizer, audio)
+    network = recognizer.manifest.networks[recognizer.backend.kind]["path"]
+    return {"folder": recognizer.manifest.folder, "backend": recognizer.backend.name,
+            "cpu_ms_per_window": {"median": round(float(np.median(latency)), 3), "p95": round(float(np.percentile(latency, 95)), 3)},
+            "file_kb": round(os.path.getsize(os.path.join(recognizer.manifest.folder, network)) / 1024, 1)}  # fmt: skip
+
+
+def _versions() -> dict:
+    """Versions of the packages that do the work."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("rtser", "numpy", "ai-edge-litert", "onnxruntime", "pymicro-vad", "soxr"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 # The child reports the peak RSS of its own address space (VmHWM): getrusage would also count the
@@ -114,8 +139,9 @@ def _replay_process(model: str | None, backend: str, audio: np.ndarray, rate: in
     return {"seconds": round(wall, 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
-def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None) -> dict:
-    """All figures, as a dict ready for JSON."""
+def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None, compare: str | None = None) -> dict:
+    """All figures, as a dict ready for JSON (``compare``: another model whose network is timed on
+    the same windows in the same run)."""
     recognizer = Recognizer(model, backend=backend, threads=1)
     rate = recognizer.manifest.features.sample_rate
     clip = _load(audio_path or SAMPLE, rate)
@@ -127,29 +153,36 @@ def run_bench(model: str | None, backend: str, seconds: float, audio_path: str |
     baseline_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=False))
     features_cpu = _cpu(lambda: _run_streaming_features(config, audio, chunk))
     baseline_features_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=True))
-    latency = _latencies(recognizer, audio)
-    return {
-        "model": recognizer.manifest.folder,
-        "backend": recognizer.backend.name,
-        "threads": 1,
-        "audio_seconds": round(duration, 1),
-        "window_seconds": recognizer.manifest.window.seconds,
-        "hop_seconds": recognizer.manifest.window.hop_seconds,
-        "pipeline_realtime_factor": round(duration / pipeline_cpu, 1),
-        "baseline_recompute_realtime_factor": round(duration / baseline_cpu, 1),
+    figures = {
+        "measured": {"audio": os.path.abspath(audio_path or SAMPLE) + " (repeated)", "audio_seconds": round(duration, 1),
+                     "push_seconds": CHUNK_SECONDS, "window_seconds": recognizer.manifest.window.seconds,
+                     "hop_seconds": recognizer.manifest.window.hop_seconds, "threads": 1,
+                     "times": "CPU time of this process", "cpu": cpu_name(), "versions": _versions()},  # fmt: skip
+        "model": _model_figures(recognizer, audio),
+        "pipeline_x_realtime": round(duration / pipeline_cpu, 1),
+        "pipeline_cpu_ms_per_audio_second": round(1000 * pipeline_cpu / duration, 3),
+        "baseline_recompute_x_realtime": round(duration / baseline_cpu, 1),
         "pipeline_speedup_vs_baseline": round(baseline_cpu / pipeline_cpu, 2),
         "feature_ms_per_audio_second": round(1000 * features_cpu / duration, 3),
         "baseline_feature_ms_per_audio_second": round(1000 * baseline_features_cpu / duration, 3),
         "feature_speedup_vs_baseline": round(baseline_features_cpu / features_cpu, 2),
         "speech_detector_ms_per_audio_second": detector_ms_per_second(recognizer.manifest, audio, chunk),
         "speech_detector_ms_per_audio_second_on_silence": detector_ms_per_second(recognizer.manifest, np.zeros_like(audio), chunk),
-        "model_latency_ms": {"median": round(float(np.median(latency)), 3), "p95": round(float(np.percentile(latency, 95)), 3)},
         "replay_3s_file": _replay_process(model, backend, audio, rate),
-        "cpu": _cpu_name(),
     }
+    stages = {"features": figures["feature_ms_per_audio_second"], "speech_detector": figures["speech_detector_ms_per_audio_second"],
+              "model": figures["model"]["cpu_ms_per_window"]["median"] / recognizer.manifest.window.hop_seconds}  # fmt: skip
+    stages["the rest (windows, normalisation, events)"] = figures["pipeline_cpu_ms_per_audio_second"] - sum(stages.values())
+    figures["stages_ms_per_audio_second"] = {name: round(ms, 3) for name, ms in stages.items()}
+    if compare:
+        other = _model_figures(Recognizer(compare, backend=backend, threads=1), audio)
+        other["times_slower_per_window"] = round(other["cpu_ms_per_window"]["median"] / figures["model"]["cpu_ms_per_window"]["median"], 2)
+        figures["compared_model"] = other
+    return figures
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it ("" where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:

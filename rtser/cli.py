@@ -128,7 +128,7 @@ def cmd_bench(args) -> int:
     """Print speed and memory figures as JSON."""
     from .bench import run_bench
 
-    _print_json(run_bench(args.model, args.backend, args.seconds, args.audio))
+    _print_json(run_bench(args.model, args.backend, args.seconds, args.audio, args.compare))
     return 0
 
 
@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(bench)
     bench.add_argument("--seconds", type=float, default=60.0, help="seconds of audio to process")
     bench.add_argument("--audio", help="audio file to repeat for the benchmark (default: the shipped sample)")
+    bench.add_argument("--compare", metavar="MODEL", help="another model folder whose network is timed on the same windows")
     bench.set_defaults(run=cmd_bench)
     return parser
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blas import one_blas_thread
 from .pitch import PitchTrack, lag_range
 
 
@@ -150,9 +151,10 @@ class FeaturePlan:
         is the signal's track when the features have pitch."""
         spectrum = np.fft.rfft(frames * self.window, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
-        spectral = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
-        if self._dct is not None:
-            spectral = spectral @ self._dct
+        with one_blas_thread():
+            spectral = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
+            if self._dct is not None:
+                spectral = spectral @ self._dct
         if self.config.pitch:
             spectral = np.concatenate([spectral, pitch.channels(frames)], axis=1)
         return spectral.astype(np.float32)

@@ -2,16 +2,21 @@
 
 import json
 
-from .conftest import run_rtser
+from .conftest import DEFAULT_MODEL, run_rtser
 
 
-def test_bench_reports_every_figure():
-    done = run_rtser("bench", "--seconds", "10", timeout=300)
+def test_bench_reports_every_figure_and_times_a_compared_model_in_the_same_run():
+    done = run_rtser("bench", "--seconds", "10", "--compare", DEFAULT_MODEL, timeout=300)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
-    for key in ("pipeline_realtime_factor", "baseline_recompute_realtime_factor", "feature_ms_per_audio_second",
-                "baseline_feature_ms_per_audio_second", "feature_speedup_vs_baseline", "model_latency_ms"):  # fmt: skip
-        assert key in figures
-    assert figures["threads"] == 1 and figures["audio_seconds"] == 10.0
-    assert set(figures["model_latency_ms"]) == {"median", "p95"}
+    for key in ("pipeline_x_realtime", "pipeline_cpu_ms_per_audio_second", "baseline_recompute_x_realtime", "feature_ms_per_audio_second",
+                "baseline_feature_ms_per_audio_second", "feature_speedup_vs_baseline", "speech_detector_ms_per_audio_second"):  # fmt: skip
+        assert figures[key] > 0, key
+    assert set(figures["stages_ms_per_audio_second"]) >= {"features", "speech_detector", "model"}
+    measured = figures["measured"]
+    assert measured["threads"] == 1 and measured["audio_seconds"] == 10.0 and measured["push_seconds"] > 0
+    assert {"numpy", "onnxruntime"} <= set(measured["versions"])
+    for model in (figures["model"], figures["compared_model"]):
+        assert set(model["cpu_ms_per_window"]) == {"median", "p95"} and model["file_kb"] > 0
+    assert figures["compared_model"]["times_slower_per_window"] > 0
     assert "seconds" in figures["replay_3s_file"] and "peak_rss_mb" in figures["replay_3s_file"]

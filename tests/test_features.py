@@ -1,6 +1,10 @@
 """Features: streaming equals offline on real speech, the offline numbers match librosa, and the
 pitch channels follow librosa's pYIN."""
 
+import os
+import subprocess
+import sys
+
 import librosa
 import numpy as np
 import pytest
@@ -121,3 +125,27 @@ def test_bad_config_is_refused():
         FeatureConfig(pitch=True, pitch_fmin=0.0)
     with pytest.raises(ValueError, match="unknown feature settings: colour"):
         FeatureConfig.from_dict({"colour": 1})
+
+
+def test_features_hold_blas_to_one_thread_in_a_program_that_loaded_numpy_first():
+    # a fresh process whose BLAS has two threads (numpy loaded before rtser, no environment set)
+    probe = (
+        "import numpy as np; from threadpoolctl import threadpool_info; import rtser.features as f\n"
+        "seen = []\n"
+        "product = np.ndarray.__matmul__\n"
+        "class Watched(np.ndarray):\n"
+        "    def __matmul__(self, other):\n"
+        "        seen.append(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))\n"
+        "        return product(np.asarray(self), other)\n"
+        "plan = f.FeaturePlan(f.FeatureConfig())\n"
+        "frames = np.random.default_rng(0).standard_normal((50, 512))\n"
+        "real_fft = np.fft.rfft\n"
+        "np.fft.rfft = lambda *a, **k: real_fft(*a, **k).view(Watched)\n"
+        "features = plan.frames_to_features(frames)\n"
+        "outside = max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
+        "print(seen, outside, features.shape)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | {"OPENBLAS_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[1]", "2", "(50,", "40)"]

@@ -22,12 +22,10 @@ from rtser.manifest import load_manifest
 
 from .config import file_stem, load_config
 from .dataset import prepare
+from .evaluate import KINDS
 from .models import build_model, footprint
 from .train import cross_validate
 from .windows import runtime_windows
-
-KINDS = ("float", "tflite", "onnx")
-
 
 def latency_ms(folder: str, kind: str, windows: np.ndarray, repeats: int = 100) -> float:
     """Median milliseconds per window of an exported file in rtser's backend on one thread."""

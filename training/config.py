@@ -56,6 +56,9 @@ class NormalizationSettings:
     voice_temperature: float | None = None  # weight the training voices in the prior (None: their plain average)
 
 
+PROTOCOLS = ("speaker_groups", "leave_one_corpus_out")
+
+
 @dataclass
 class RunConfig:
     """One training recipe."""
@@ -63,7 +66,10 @@ class RunConfig:
     name: str
     corpora: list[str]
     labels: list[str]
-    folds: dict[str, int]  # test folds per corpus; a corpus of ``corpora`` not named here only trains
+    folds: dict[str, int] = field(default_factory=dict)  # test folds per corpus; a corpus of ``corpora`` not named here only trains
+    # "speaker_groups" (the folds above) or "leave_one_corpus_out" (a fold per corpus, testing all of
+    # its speakers, training on the other corpora; no ``folds``)
+    protocol: str = "speaker_groups"
     validation_speakers_per_corpus: int = 2
     features: FeatureConfig = field(default_factory=FeatureConfig)
     window: WindowSpec = field(default_factory=lambda: WindowSpec(3.0, 0.5))
@@ -102,7 +108,11 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     config = load(RunConfig, where, raw)
     if config.train.average_last and config.train.patience < config.train.epochs:
         raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
-    if not config.folds or set(config.folds) - set(config.corpora):
+    if config.protocol not in PROTOCOLS:
+        raise ConfigError(f"{where}: unknown protocol {config.protocol!r} (known: {', '.join(PROTOCOLS)})")
+    if config.protocol == "leave_one_corpus_out" and (config.folds or len(config.corpora) < 2):
+        raise ConfigError(f"{where}: leave_one_corpus_out needs two or more corpora and no folds (each corpus is a fold)")
+    if config.protocol == "speaker_groups" and (not config.folds or set(config.folds) - set(config.corpora)):
         raise ConfigError(f"{where}: folds must name one or more of the corpora ({', '.join(config.corpora)}) and no other")
     if not config.validation_speakers_per_corpus and not config.train.average_last:
         raise ConfigError(f"{where}: without validation speakers nothing chooses the epoch: set train.average_last")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import functools
 import glob
 import os
 from dataclasses import dataclass
@@ -12,6 +14,15 @@ RAVDESS_LABELS = {
     "01": "neutral", "02": "calm", "03": "happiness", "04": "sadness",
     "05": "anger", "06": "fear", "07": "disgust", "08": "surprise",
 }  # fmt: skip
+# Corpora built by ../shared/tools/add_corpora.py: a folder with a files.csv (file, label, speaker,
+# sex, text) whose labels are rtser's names already, but for these.
+LISTED_RENAMED = {
+    "nemo": {},
+    "ased": {},
+    # TurEV-DB's non-emotional class is "sakin" (calm) and it has no neutral one: it is the corpus's
+    # neutral reference, so it is read as neutral (RAVDESS, which has both, keeps its calm apart)
+    "turev": {"calm": "neutral"},
+}
 
 
 class DataMissing(RuntimeError):
@@ -26,7 +37,7 @@ class Utterance:
     label: str
     speaker: str  # unique across corpora, e.g. "emodb-03", "ravdess-12"
     corpus: str
-    female: bool
+    female: bool | None  # None: not recorded
 
 
 def data_root() -> str:
@@ -67,7 +78,22 @@ def load_ravdess(root: str | None = None) -> list[Utterance]:
     return out
 
 
-LOADERS = {"emodb": load_emodb, "ravdess": load_ravdess}
+def load_listed(corpus: str, root: str | None = None) -> list[Utterance]:
+    """All utterances of a corpus folder that lists its files in ``files.csv`` (nEMO, ASED,
+    TurEV-DB as ../shared/tools/add_corpora.py builds them)."""
+    folder = os.path.join(root or data_root(), corpus)
+    listing = os.path.join(folder, "files.csv")
+    if not os.path.isfile(listing):
+        raise DataMissing(f"{corpus} not found: no files.csv in {folder} (build it with ../shared/tools/add_corpora.py: see the README)")
+    renamed = LISTED_RENAMED[corpus]
+    with open(listing, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    sexes = {"f": True, "m": False}
+    return [Utterance(os.path.join(folder, row["file"]), renamed.get(row["label"], row["label"]), f"{corpus}-{row['speaker']}",
+                      corpus, sexes.get(row["sex"].strip().lower()[:1])) for row in rows]  # fmt: skip
+
+
+LOADERS = {"emodb": load_emodb, "ravdess": load_ravdess} | {name: functools.partial(load_listed, name) for name in LISTED_RENAMED}
 
 
 def load_corpora(names: list[str], labels: list[str] | None = None) -> list[Utterance]:

@@ -9,7 +9,7 @@ import numpy as np
 from .audio_cache import load_waves
 from .config import RunConfig
 from .corpora import Utterance, load_corpora
-from .folds import Fold, make_folds
+from .folds import Fold, corpus_folds, make_folds
 
 
 @dataclass
@@ -43,7 +43,10 @@ def prepare(config: RunConfig, smoke: bool = False, max_folds: int | None = None
     if smoke:
         utterances = smoke_subset(utterances, config.smoke.files_per_speaker_label)
         max_folds, epochs = config.smoke.folds, config.smoke.epochs
-    folds = make_folds(utterances, config.folds, config.validation_speakers_per_corpus, config.train.seed)[:max_folds]
+    if config.protocol == "leave_one_corpus_out":
+        folds = corpus_folds(utterances, config.validation_speakers_per_corpus, config.train.seed)[:max_folds]
+    else:
+        folds = make_folds(utterances, config.folds, config.validation_speakers_per_corpus, config.train.seed)[:max_folds]
     waves = load_waves(utterances, config.features.sample_rate)
     targets = np.array([config.labels.index(u.label) for u in utterances])
     print(f"{len(utterances)} utterances, {len({u.speaker for u in utterances})} speakers, labels {config.labels}")

@@ -7,6 +7,14 @@ import numpy as np
 NO_DECISION = -1
 
 
+KINDS = ("float", "tflite", "onnx")  # the float network and the two int8 files as rtser runs them
+
+
+def artifact_names(metrics: dict) -> list[str]:
+    """The artifacts pooled metrics score: float, tflite, onnx, and each heard alone where scored."""
+    return [name for name in metrics if name.partition(" ")[0] in KINDS]
+
+
 def utterance_probabilities(window_probs: list[np.ndarray]) -> list[list[float] | None]:
     """Mean of each utterance's window probabilities (as rtser's utterance event gives it), None
     where it had no window."""

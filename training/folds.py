@@ -19,9 +19,10 @@ class Fold:
 
 
 def _speakers(utterances: list[Utterance], corpus: str) -> tuple[list[str], list[str]]:
-    female = sorted({u.speaker for u in utterances if u.corpus == corpus and u.female})
-    male = sorted({u.speaker for u in utterances if u.corpus == corpus and not u.female})
-    return female, male
+    """The corpus's female speakers and the others (male, or of sex not recorded)."""
+    female = sorted({u.speaker for u in utterances if u.corpus == corpus and u.female is True})
+    others = sorted({u.speaker for u in utterances if u.corpus == corpus and u.female is not True})
+    return female, others
 
 
 def test_groups(utterances: list[Utterance], corpus: str, n_folds: int) -> list[list[str]]:
@@ -67,6 +68,19 @@ def make_folds(
         validation = _pick_validation(utterances, test, validation_per_corpus, rng)
         train = everyone - test - validation
         folds.append(Fold(f"fold{k:02d}", frozenset(test), frozenset(validation), frozenset(train)))
+    return folds
+
+
+def corpus_folds(utterances: list[Utterance], validation_per_corpus: int = 2, seed: int = 0) -> list[Fold]:
+    """Leave one corpus out: fold per corpus (``without-<corpus>``) testing all of its speakers,
+    with ``validation_per_corpus`` validation speakers of each other corpus and the rest training."""
+    rng = random.Random(seed)
+    everyone = {u.speaker for u in utterances}
+    folds = []
+    for corpus in sorted({u.corpus for u in utterances}):
+        test = {u.speaker for u in utterances if u.corpus == corpus}
+        validation = _pick_validation([u for u in utterances if u.corpus != corpus], test, validation_per_corpus, rng)
+        folds.append(Fold(f"without-{corpus}", frozenset(test), frozenset(validation), frozenset(everyone - test - validation)))
     return folds
 
 

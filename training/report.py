@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .evaluate import artifact_names
+
 
 def _row(name: str, metrics: dict) -> str:
     return f"| {name} | {metrics['ua']:.3f} | {metrics['wa']:.3f} | {metrics['macro_f1']:.3f} | {metrics['n']} | {metrics['no_decision']} |"
@@ -21,9 +23,17 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
                   f"Training epochs took {folds['training_minutes']:.0f} min summed over the folds (a run's folds may "
                   "have been trained by separate processes: see `--run-folds`).", "",
                   "| artifact / test utterances | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
-        for kind in ("float", "tflite", "onnx"):
+        for kind in artifact_names(metrics):
             for part, values in metrics[kind].items():
                 lines.append(_row(f"{kind} / {part}", values))
+        lines += ["", "Artifacts: each test speaker's utterances streamed through one recognizer in a random order; "
+                  "*alone*: each utterance through a recognizer of its own, as `rtser replay` hears one file."]  # fmt: skip
+        if "held_out_corpora" in metrics:
+            lines += ["", "Leave one corpus out, over the held-out corpora (UA; four shared classes: anger, happiness, neutral, sadness):", "",
+                      "| artifact | 4 classes, mean | 4 classes, lowest | own classes, mean |", "|---|---|---|---|"]  # fmt: skip
+            for kind, values in metrics["held_out_corpora"].items():
+                cells = [f"{v:.3f}" if v is not None else "–" for v in values.values()]
+                lines.append(f"| {kind} | " + " | ".join(cells) + " |")
         lines += ["", "Per fold UA (float, int8 TFLite, int8 ONNX):", ""]
         for fold, values in metrics["per_fold_ua"].items():
             lines.append(f"- {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()))

@@ -24,7 +24,7 @@ from .augment import Augmenter
 from .config import RunConfig, config_dict
 from .corpora import Utterance, data_root
 from .calibration import calibration_report
-from .evaluate import plot_confusion, scores, utterance_predictions, utterance_probabilities
+from .evaluate import KINDS, artifact_names, plot_confusion, scores, utterance_predictions, utterance_probabilities
 from .export import export_model
 from .dataset import RunData
 from .folds import final_split
@@ -34,6 +34,7 @@ from .models.statistics import StatisticsClassifier, choose_l2
 from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
 
 WARM_UP_UTTERANCES = 10  # the evaluation scores a voice's first utterances apart: see _breakdown
+SHARED_LABELS = ("anger", "happiness", "neutral", "sadness")  # the classes every corpus has
 NETWORK_SEED_STRIDE = 1000  # the seeds of a recipe's networks lie this far apart (a fold's seed is the recipe's plus its index)
 
 
@@ -85,10 +86,13 @@ class Trainer:
         self.speakers = [u.speaker for u in data.utterances]
         torch.set_num_threads(config.train.threads)
 
-    def windows(self, idx: list[int], spec: Manifest, train_idx: Sequence[int] = ()) -> list[np.ndarray]:
-        """The runtime's windows of these utterances, each speaker's streamed through one recognizer;
-        the speakers of ``train_idx`` (those the spec's prior was made from) as strangers to it."""
+    def windows(self, idx: list[int], spec: Manifest, train_idx: Sequence[int] = (), alone: bool = False) -> list[np.ndarray]:
+        """The runtime's windows of these utterances, each speaker's streamed through one recognizer
+        (each utterance through its own where ``alone``, as ``rtser replay`` hears one file); the
+        speakers of ``train_idx`` (those the spec's prior was made from) as strangers to it."""
         waves, speakers = self._waves_and_speakers(idx)
+        if alone:
+            speakers = [f"{speaker} utterance {i}" for speaker, i in zip(speakers, idx)]
         return runtime_windows(waves, speakers, spec, training_speakers=[self.speakers[i] for i in train_idx])
 
     def _waves_and_speakers(self, idx: Sequence[int]) -> tuple[list[np.ndarray], list[str]]:
@@ -255,12 +259,20 @@ def speaker_indices(utterances: list[Utterance], speakers: frozenset[str]) -> li
     return [i for i, u in enumerate(utterances) if u.speaker in speakers]
 
 
-def _breakdown(utterances, idx, truth, predictions, labels, positions: np.ndarray) -> dict:
-    """Pooled scores, per corpus, and for the first utterances of each voice (the recognizer still
-    learning the voice's statistics) apart from the later ones."""
-    parts = {corpus: np.array([utterances[i].corpus == corpus for i in idx]) for corpus in sorted({utterances[i].corpus for i in idx})}
-    parts[f"first {WARM_UP_UTTERANCES} of each voice"] = positions < WARM_UP_UTTERANCES
-    parts["the rest"] = positions >= WARM_UP_UTTERANCES
+def _breakdown(utterances, idx, truth, predictions, labels, positions: np.ndarray | None) -> dict:
+    """Pooled scores, per corpus (over its own classes, and over the four every corpus has), and,
+    for utterances streamed per voice (``positions``), the first utterances of each voice (the
+    recognizer still learning the voice's statistics) apart from the later ones."""
+    corpora = np.array([utterances[i].corpus for i in idx])
+    shared = np.isin(truth, [labels.index(name) for name in SHARED_LABELS if name in labels])
+    parts = {}
+    for corpus in sorted(set(corpora)):
+        parts[corpus] = corpora == corpus
+        if set(SHARED_LABELS) <= set(labels):
+            parts[f"{corpus}, {len(SHARED_LABELS)} shared classes"] = (corpora == corpus) & shared
+    if positions is not None:
+        parts[f"first {WARM_UP_UTTERANCES} of each voice"] = positions < WARM_UP_UTTERANCES
+        parts["the rest"] = positions >= WARM_UP_UTTERANCES
     out = {"all": scores(truth, predictions, labels)}
     out.update({part: scores(truth[keep], predictions[keep], labels) for part, keep in parts.items() if keep.any()})
     return out
@@ -290,7 +302,7 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
             done.append((fold, json.load(handle), _training_minutes(os.path.join(fold_dir, "log.jsonl"))))
     metrics = _pooled_metrics(config, data, done)
     _write_json(os.path.join(out, "metrics.json"), metrics)
-    for kind in ("float", "tflite", "onnx"):
+    for kind in KINDS:
         plot_confusion(metrics[kind]["all"]["confusion"], config.labels, f"{config.name} {kind} (UA {metrics[kind]['all']['ua']:.3f})",
                        os.path.join(out, f"confusion-{kind}.png"))  # fmt: skip
     return metrics
@@ -353,17 +365,22 @@ def _run_fold(config: RunConfig, data: RunData, trainer: Trainer, fold, k: int, 
     model, spec = _trained(trainer, train_idx, val_idx, fold_dir, config.train.seed + k, fold.name)
     test_windows = trainer.windows(test_idx, spec)
     export_model(model, spec, _calibration(trainer, train_idx, spec), os.path.join(fold_dir, "model"), {"fold": fold.name}, {})
-    window_probs = {
-        "float": predict_windows(model, test_windows),
-        **{kind: backend_windows(os.path.join(fold_dir, "model"), kind, test_windows) for kind in ("tflite", "onnx")},
-    }
+    window_probs = _window_probs(model, os.path.join(fold_dir, "model"), test_windows)
     predictions = {kind: utterance_predictions(probs) for kind, probs in window_probs.items()}
+    alone = _window_probs(model, os.path.join(fold_dir, "model"), trainer.windows(test_idx, spec, alone=True))
     ua = {kind: scores(targets[test_idx], p, config.labels)["ua"] for kind, p in predictions.items()}
     print(f"{fold.name}: UA " + ", ".join(f"{kind} {v:.3f}" for kind, v in ua.items()))
     result = {"test": [utterances[i].path for i in test_idx], "validation": sorted(fold.validation),
               "predictions": {kind: p.tolist() for kind, p in predictions.items()},
+              "predictions_alone": {kind: utterance_predictions(probs).tolist() for kind, probs in alone.items()},
               "probabilities": {kind: utterance_probabilities(probs) for kind, probs in window_probs.items()}}  # fmt: skip
     _write_json(os.path.join(fold_dir, "fold.json"), result)
+
+
+def _window_probs(model: nn.Module, folder: str, windows: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Each utterance's window probabilities from the float model and from both int8 files of
+    ``folder`` as rtser's backends run them."""
+    return {"float": predict_windows(model, windows), **{kind: backend_windows(folder, kind, windows) for kind in KINDS[1:]}}
 
 
 def _trained(trainer: Trainer, train_idx: list[int], val_idx: list[int], folder: str, seed: int, title: str) -> tuple[nn.Module, Manifest]:
@@ -395,7 +412,9 @@ def _training_minutes(log_path: str) -> float:
 def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
     """Scores pooled over the folds' stored decisions, per fold UA, and the protocol."""
     index = {u.path: i for i, u in enumerate(data.utterances)}
-    pooled_idx, positions, pooled, per_fold = [], [], {kind: [] for kind in ("float", "tflite", "onnx")}, {}
+    alone = all("predictions_alone" in result for _, result, _ in done)
+    artifacts = {kind: ("predictions", kind) for kind in KINDS} | ({f"{kind} alone": ("predictions_alone", kind) for kind in KINDS} if alone else {})
+    pooled_idx, positions, pooled, per_fold = [], [], {name: [] for name in artifacts}, {}
     for fold, result, _ in done:
         missing = [p for p in result["test"] if p not in index]
         if missing:
@@ -403,20 +422,37 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
         test_idx = [index[p] for p in result["test"]]
         positions.append(stream_positions([data.utterances[i].speaker for i in test_idx]))
         per_fold[fold.name] = {}
-        for kind in pooled:
-            predicted = np.asarray(result["predictions"][kind], dtype=int)
-            per_fold[fold.name][kind] = scores(data.targets[test_idx], predicted, config.labels)["ua"]
-            pooled[kind].append(predicted)
+        for name, (entry, kind) in artifacts.items():
+            predicted = np.asarray(result[entry][kind], dtype=int)
+            per_fold[fold.name][name] = scores(data.targets[test_idx], predicted, config.labels)["ua"]
+            pooled[name].append(predicted)
         pooled_idx += test_idx
     truth = data.targets[pooled_idx]
-    metrics = {kind: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels, np.concatenate(positions))
-               for kind, p in pooled.items()}  # fmt: skip
+    metrics = {name: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels,
+                                None if name.endswith(" alone") else np.concatenate(positions))
+               for name, p in pooled.items()}  # fmt: skip
+    if config.protocol == "leave_one_corpus_out":
+        metrics["held_out_corpora"] = _held_out_summary(metrics)
     metrics["per_fold_ua"] = per_fold
     if all("probabilities" in result for _, result, _ in done):
         metrics["calibration"] = _calibration_of(done, truth)
     metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result, _ in done}
     metrics["folds"] = {"pooled": len(done), "of": len(data.folds), "training_minutes": round(sum(m for *_, m in done), 1)}
     return metrics
+
+
+def _held_out_summary(metrics: dict) -> dict:
+    """Leave one corpus out: per artifact, the mean and the lowest UA over the held-out corpora, on
+    the four shared classes and on each corpus's own."""
+    summary = {}
+    for name, parts in metrics.items():
+        corpora = [part for part in parts if part != "all" and "," not in part and not part.startswith(("first", "the rest"))]
+        four = [parts[f"{c}, {len(SHARED_LABELS)} shared classes"]["ua"] for c in corpora if f"{c}, {len(SHARED_LABELS)} shared classes" in parts]
+        own = [parts[c]["ua"] for c in corpora]
+        summary[name] = {"shared_classes_mean_ua": round(float(np.mean(four)), 4) if four else None,
+                         "shared_classes_lowest_ua": round(float(np.min(four)), 4) if four else None,
+                         "own_classes_mean_ua": round(float(np.mean(own)), 4)}  # fmt: skip
+    return summary
 
 
 def _calibration_of(done: list, truth: np.ndarray, kind: str = "tflite") -> dict:
@@ -458,7 +494,7 @@ def train_final(config: RunConfig, data: RunData, out: str, cv_metrics: dict) ->
         "torch": torch.__version__,
         "training_minutes": round(_training_minutes(os.path.join(final_dir, "log.jsonl")), 1),
     }
-    summary = {kind: {part: round(v["ua"], 4) for part, v in cv_metrics[kind].items()} for kind in ("float", "tflite", "onnx")} if cv_metrics else {}
+    summary = {name: {part: round(v["ua"], 4) for part, v in cv_metrics[name].items()} for name in artifact_names(cv_metrics)}
     metrics = {"protocol": "speaker-independent cross-validation (see report.md)", "ua": summary}
     if cv_metrics and "calibration" in cv_metrics:
         metrics["calibration"] = cv_metrics["calibration"]

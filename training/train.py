@@ -432,7 +432,7 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
                                 None if name.endswith(" alone") else np.concatenate(positions))
                for name, p in pooled.items()}  # fmt: skip
     if config.protocol == "leave_one_corpus_out":
-        metrics["held_out_corpora"] = _held_out_summary(metrics)
+        metrics["held_out_corpora"] = _held_out_summary(metrics, sorted({data.utterances[i].corpus for i in pooled_idx}))
     metrics["per_fold_ua"] = per_fold
     if all("probabilities" in result for _, result, _ in done):
         metrics["calibration"] = _calibration_of(done, truth)
@@ -441,13 +441,13 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
     return metrics
 
 
-def _held_out_summary(metrics: dict) -> dict:
-    """Leave one corpus out: per artifact, the mean and the lowest UA over the held-out corpora, on
-    the four shared classes and on each corpus's own."""
+def _held_out_summary(metrics: dict, corpora: list[str]) -> dict:
+    """Leave one corpus out: per artifact, the mean and the lowest UA over the held-out ``corpora``,
+    on the four shared classes and on each corpus's own."""
     summary = {}
     for name, parts in metrics.items():
-        corpora = [part for part in parts if part != "all" and "," not in part and not part.startswith(("first", "the rest"))]
-        four = [parts[f"{c}, {len(SHARED_LABELS)} shared classes"]["ua"] for c in corpora if f"{c}, {len(SHARED_LABELS)} shared classes" in parts]
+        shared = [f"{c}, {len(SHARED_LABELS)} shared classes" for c in corpora]
+        four = [parts[part]["ua"] for part in shared if part in parts]
         own = [parts[c]["ua"] for c in corpora]
         summary[name] = {"shared_classes_mean_ua": round(float(np.mean(four)), 4) if four else None,
                          "shared_classes_lowest_ua": round(float(np.min(four)), 4) if four else None,

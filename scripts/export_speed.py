@@ -162,6 +162,7 @@ def agreement(recipe: str, trained: str, files: int, repeats: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", action="append", help="recipe YAML (repeatable; default: the shipped, the paper's and every architecture)")
+    parser.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML", help="overlay merged into each --recipe (repeatable)")
     parser.add_argument("--trained", help="trained.pt of a run of the (one) --recipe: label agreement on real windows")
     parser.add_argument("--files", type=int, default=300, help="utterances for the agreement (default 300)")
     parser.add_argument("--repeats", type=int, default=300, help="timed windows per file (default 300)")
@@ -171,11 +172,14 @@ def main() -> int:
     if args.trained:
         if not args.recipe or len(args.recipe) != 1:
             parser.error("--trained needs the one --recipe it was trained by")
+    previous = json.load(open(args.out, encoding="utf-8")) if os.path.exists(args.out) else {}
+    if args.trained:
         result = {"agreement": agreement(args.recipe[0], args.trained, args.files, args.repeats)}
     else:
-        recipes = [(path, []) for path in args.recipe] if args.recipe else RECIPES
-        result = {"architectures": [time_recipe(path, overlays, args.repeats) for path, overlays in recipes]}
-    previous = json.load(open(args.out, encoding="utf-8")) if os.path.exists(args.out) else {}
+        recipes = [(path, args.overlays) for path in args.recipe] if args.recipe else RECIPES
+        rows = {row["recipe"]: row for row in previous.get("architectures", [])}  # rows of other recipes are kept
+        rows.update((row["recipe"], row) for row in (time_recipe(path, overlays, args.repeats) for path, overlays in recipes))
+        result = {"architectures": list(rows.values())}
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump({**previous, **result, "cpu": cpu_name()}, handle, indent=1)
     print(f"written: {os.path.relpath(args.out)}")

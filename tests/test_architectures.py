@@ -27,7 +27,7 @@ from .conftest import DEFAULT_MODEL, ROOT, SAMPLE, run_rtser
 FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39}
 
 
-SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)]
+SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)] + [({"architecture": "lightsernet", "stem_stride": 2}, 42)]
 
 
 @pytest.mark.parametrize("settings, n_features", SETTINGS)

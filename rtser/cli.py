@@ -150,10 +150,21 @@ def _add_speech_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=_event_types, help=f"event types to output, comma-separated: {','.join(EVENT_TYPES)} (default: all)")
 
 
+def _version() -> str:
+    """The installed rtser's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rtser")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     parser = argparse.ArgumentParser(prog="rtser", description="Real-time speech emotion recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"rtser {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     replay = sub.add_parser("replay", help="recognize emotions in an audio file")

@@ -154,3 +154,10 @@ def test_unsupported_sample_type_in_library_api():
 
     with pytest.raises(RtserError, match="unsupported sample type"):
         Recognizer().push(np.zeros(100, dtype=np.complex64))
+
+
+def test_version_is_the_installed_one():
+    from importlib.metadata import version
+
+    done = run_rtser("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"rtser {version('rtser')}"

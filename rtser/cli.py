@@ -9,6 +9,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -165,20 +166,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtser", description="Real-time speech emotion recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"rtser {_version()}")
+    # --debug after the subcommand too; SUPPRESS keeps a subcommand without it from resetting it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_command = functools.partial(sub.add_parser, parents=[common])
 
-    replay = sub.add_parser("replay", help="recognize emotions in an audio file")
+    replay = add_command("replay", help="recognize emotions in an audio file")
     replay.add_argument("file")
     _add_model_options(replay)
     _add_speech_options(replay)
     replay.add_argument("--realtime", action="store_true", help="feed the file at its real pace")
     replay.set_defaults(run=cmd_replay)
 
-    info = sub.add_parser("info", help="show the model's manifest and backend")
+    info = add_command("info", help="show the model's manifest and backend")
     _add_model_options(info)
     info.set_defaults(run=cmd_info)
 
-    listen = sub.add_parser("listen", help="recognize emotions from a microphone")
+    listen = add_command("listen", help="recognize emotions from a microphone")
     listen.add_argument("--config", help="board file (YAML), e.g. firmware_configs/raspberry-pi-5.yaml")
     listen.add_argument("--device", help="input device: index, hw:N[,D], plughw:N,D or part of its name")
     listen.add_argument("--rate", type=int, help="capture rate in Hz (default: the model's rate if the device takes it)")
@@ -193,10 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--quiet", action="store_true", help="no events on stdout (MQTT only)")
     listen.set_defaults(run=cmd_listen)
 
-    devices = sub.add_parser("devices", help="list audio input devices")
+    devices = add_command("devices", help="list audio input devices")
     devices.set_defaults(run=cmd_devices)
 
-    bench = sub.add_parser("bench", help="measure speed and memory")
+    bench = add_command("bench", help="measure speed and memory")
     _add_model_options(bench)
     bench.add_argument("--seconds", type=float, default=60.0, help="seconds of audio to process")
     bench.add_argument("--audio", help="audio file to repeat for the benchmark (default: the shipped sample)")

@@ -144,11 +144,6 @@ def test_missing_manifest_and_missing_model(model_copy, tmp_path):
     _assert_one_line_error(run_rtser("info", "--model", str(tmp_path / "none")), "no such model")
 
 
-def test_debug_flag_shows_the_traceback(tmp_path):
-    done = run_rtser("--debug", "replay", str(tmp_path / "nope.wav"))
-    assert done.returncode != 0 and "Traceback" in done.stderr
-
-
 def test_unsupported_sample_type_in_library_api():
     from rtser import Recognizer, RtserError
 
@@ -161,3 +156,12 @@ def test_version_is_the_installed_one():
 
     done = run_rtser("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"rtser {version('rtser')}"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_subcommand(where):
+    args = ["replay", "/nonexistent.wav"]
+    done = run_rtser(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
+    assert done.returncode != 0 and "Traceback" in done.stderr and "RtserError: no such file" in done.stderr
+    plain = run_rtser(*args)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr

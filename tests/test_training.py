@@ -20,6 +20,7 @@ from training.folds import corpus_folds, final_split, make_folds
 from training.models import ARCHITECTURES
 from training.models.base import Averaged
 from training.models.statistics import time_statistics
+from training.sampling import balanced_weights, epoch_order
 from training.dataset import prepare
 from training.train import Trainer, _claim, mixup, speaker_indices
 from training.windows import stream_positions
@@ -108,6 +109,33 @@ def test_a_smoke_run_leaving_one_corpus_out_scores_each_file_alone_and_streamed_
     assert "Leave one corpus out" in (out / "report.md").read_text()
 
 
+def test_a_shipped_model_is_scored_on_a_corpus_it_never_heard_alone_and_streamed(tmp_path):
+    import soundfile
+
+    data = tmp_path / "data"
+    os.makedirs(data / "nemo")
+    lines = ["file,label,speaker,sex,text"]
+    for u in [u for u in load_emodb() if u.label in SHARED and u.speaker in ("emodb-03", "emodb-08")][::2]:
+        name = f"{u.speaker}/{os.path.basename(u.path)[:-4]}.flac"
+        os.makedirs(data / "nemo" / u.speaker, exist_ok=True)
+        audio, rate = soundfile.read(u.path)
+        soundfile.write(data / "nemo" / name, audio, rate, subtype="PCM_16", format="FLAC")
+        lines.append(f"{name},{u.label},{u.speaker},{'f' if u.female else 'm'},words")
+    (data / "nemo" / "files.csv").write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, RTSER_DATA=str(data), RTSER_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "training", "score", "rtser/models/default", "--corpus", "nemo", "--out", str(tmp_path / "scored")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "scored" / "held_out.json").read_text())
+    n = len(lines) - 1
+    for kind in ("tflite", "onnx", "tflite alone", "onnx alone"):
+        assert metrics[kind]["nemo"]["n"] == n and metrics[kind]["all"]["n"] == n
+        assert metrics[kind]["all"]["ua"] > 0.5  # EMO-DB voices, which the shipped model trained on
+        assert metrics["held_out_corpora"][kind]["own_classes_mean_ua"] == round(metrics[kind]["nemo"]["ua"], 4)
+    assert "first 10 of each voice" in metrics["tflite"] and "first 10 of each voice" not in metrics["tflite alone"]
+    assert "tflite alone" in (tmp_path / "scored" / "held_out.md").read_text() and "mean UA" in done.stdout
+
+
 def test_a_listed_corpus_not_built_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("RTSER_DATA", str(tmp_path))
     with pytest.raises(DataMissing, match="nemo not found: no files.csv .*add_corpora.py"):
@@ -171,6 +199,7 @@ def test_scores_count_missing_decisions_as_errors():
         ("folds: {ravdess: 6}", "folds must name one or more of the corpora"),
         ("protocol: leave_one_corpus_out", "needs two or more corpora and no folds"),
         ("protocol: corpora", "unknown protocol"),
+        ("train: {balanced_sampling: true}", "balances the classes already"),
     ],
 )
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path, section, error):
@@ -281,6 +310,20 @@ def test_mixup_pairs_each_example_with_another_and_is_off_at_alpha_zero():
         assert sorted(partner.tolist()) == list(range(8))
         shares.append(share)
     assert 0 < min(shares) and max(shares) < 1 and np.std(shares) > 0.1  # Beta(0.4, 0.4) is U-shaped
+
+
+def test_balanced_draws_give_each_class_and_each_corpus_within_it_equal_shares():
+    # corpus a: 300 anger, 100 sadness; corpus b: 20 anger (no sadness)
+    corpora = np.array(["a"] * 400 + ["b"] * 20)
+    targets = np.array([0] * 300 + [1] * 100 + [0] * 20)
+    weights = balanced_weights(corpora, targets)
+    assert weights.sum() == pytest.approx(1)
+    assert weights[targets == 1].sum() == pytest.approx(0.5)  # each class half
+    assert weights[(corpora == "a") & (targets == 0)].sum() == pytest.approx(0.25)  # anger: half each corpus
+    assert weights[corpora == "b"].sum() == pytest.approx(0.25)
+    drawn = epoch_order(len(targets), weights, np.random.default_rng(0))
+    assert len(drawn) == len(targets) and abs(np.mean(corpora[drawn] == "b") - 0.25) < 0.06
+    assert sorted(epoch_order(len(targets), None, np.random.default_rng(0))) == list(range(len(targets)))
 
 
 def fitted_on_the_first_fold(config, tmp_path) -> types.SimpleNamespace:

@@ -1,4 +1,4 @@
-"""``python -m training train RECIPE`` and ``python -m training compare``: see ``--help``."""
+"""``python -m training train RECIPE``, ``python -m training compare`` and ``python -m training score MODEL``: see ``--help``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def _compare(args) -> int:
     return 0
 
 
+def _score(args) -> int:
+    from .held_out import score_held_out, write_held_out
+
+    metrics = score_held_out(args.model, args.corpora)
+    write_held_out(args.out, metrics, "python -m training " + " ".join(args.argv))
+    for name, values in metrics["held_out_corpora"].items():
+        print(f"{name}: 4 shared classes mean UA {values['shared_classes_mean_ua']:.3f}, lowest {values['shared_classes_lowest_ua']:.3f}")
+    print(f"report: {os.path.join(args.out, 'held_out.md')}")
+    return 0
+
+
 def fold_set(text: str) -> set[int]:
     """``0-4,7`` -> {0, 1, 2, 3, 4, 7}."""
     folds: set[int] = set()
@@ -91,6 +102,8 @@ def fold_set(text: str) -> set[int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; see ``--help``."""
+    from .corpora import LOADERS
+
     parser = argparse.ArgumentParser(prog="python -m training")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="cross-validate, then train and export the model of a recipe")
@@ -117,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--threads", type=int, help="CPU threads for training instead of the recipe's")
     compare.add_argument("--out", help="folder of the runs and the table (default runs/compare[-smoke])")
     compare.add_argument("--smoke", action="store_true", help="tiny runs for CI: few files, one fold, one epoch")
+    score = sub.add_parser("score", help="score a finished model on whole corpora it never heard")
+    score.add_argument("model", help="model folder (its model.json), e.g. rtser/models/default")
+    score.add_argument("--corpus", dest="corpora", action="append", required=True, choices=sorted(LOADERS),
+                       help="corpus to score on, all of its speakers; repeatable")  # fmt: skip
+    score.add_argument("--out", required=True, help="folder for held_out.json and held_out.md")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
 
@@ -125,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from .corpora import DataMissing
 
     try:
-        return _train(args) if args.command == "train" else _compare(args)
+        return {"train": _train, "compare": _compare, "score": _score}[args.command](args)
     except (RtserError, OSError, DataMissing) as err:
         print(f"training: error: {err}", file=sys.stderr)
         return 2

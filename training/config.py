@@ -27,6 +27,7 @@ class TrainSettings:
     focal_gamma: float = 2.0
     label_smoothing: float = 0.1
     class_weights: bool = True
+    balanced_sampling: bool = False  # draw each epoch's windows so classes, and corpora within a class, have equal shares (training/sampling.py)
     mixup_alpha: float = 0.0  # 0 switches mixup off
     networks: int = 1  # >1: that many networks from different seeds, their probabilities averaged in the exported graph
     average_last: int = 0  # >0: ship the weights averaged over the last N epochs (SWA), not the best-validation epoch
@@ -116,6 +117,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{where}: folds must name one or more of the corpora ({', '.join(config.corpora)}) and no other")
     if not config.validation_speakers_per_corpus and not config.train.average_last:
         raise ConfigError(f"{where}: without validation speakers nothing chooses the epoch: set train.average_last")
+    if config.train.balanced_sampling and config.train.class_weights:
+        raise ConfigError(f"{where}: train.balanced_sampling balances the classes already: set train.class_weights false")
     if config.train.networks < 1:
         raise ConfigError(f"{where}: train.networks must be 1 or more")
     settings = config.normalization

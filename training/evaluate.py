@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 NO_DECISION = -1
-
+WARM_UP_UTTERANCES = 10  # a voice's first utterances are scored apart: see breakdown
+SHARED_LABELS = ("anger", "happiness", "neutral", "sadness")  # the classes every corpus has
 
 KINDS = ("float", "tflite", "onnx")  # the float network and the two int8 files as rtser runs them
 
@@ -80,3 +81,36 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: str)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def breakdown(utterances, idx, truth, predictions, labels, positions: np.ndarray | None) -> dict:
+    """Pooled scores, per corpus (over its own classes, and over the four every corpus has), and,
+    for utterances streamed per voice (``positions``), the first utterances of each voice (the
+    recognizer still learning the voice's statistics) apart from the later ones."""
+    corpora = np.array([utterances[i].corpus for i in idx])
+    shared = np.isin(truth, [labels.index(name) for name in SHARED_LABELS if name in labels])
+    parts = {}
+    for corpus in sorted(set(corpora)):
+        parts[corpus] = corpora == corpus
+        if set(SHARED_LABELS) <= set(labels):
+            parts[f"{corpus}, {len(SHARED_LABELS)} shared classes"] = (corpora == corpus) & shared
+    if positions is not None:
+        parts[f"first {WARM_UP_UTTERANCES} of each voice"] = positions < WARM_UP_UTTERANCES
+        parts["the rest"] = positions >= WARM_UP_UTTERANCES
+    out = {"all": scores(truth, predictions, labels)}
+    out.update({part: scores(truth[keep], predictions[keep], labels) for part, keep in parts.items() if keep.any()})
+    return out
+
+
+def held_out_summary(metrics: dict, corpora: list[str]) -> dict:
+    """Leave one corpus out: per artifact, the mean and the lowest UA over the held-out ``corpora``,
+    on the four shared classes and on each corpus's own."""
+    summary = {}
+    for name, parts in metrics.items():
+        shared = [f"{c}, {len(SHARED_LABELS)} shared classes" for c in corpora]
+        four = [parts[part]["ua"] for part in shared if part in parts]
+        own = [parts[c]["ua"] for c in corpora]
+        summary[name] = {"shared_classes_mean_ua": round(float(np.mean(four)), 4) if four else None,
+                         "shared_classes_lowest_ua": round(float(np.min(four)), 4) if four else None,
+                         "own_classes_mean_ua": round(float(np.mean(own)), 4)}  # fmt: skip
+    return summary

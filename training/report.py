@@ -5,7 +5,8 @@ from __future__ import annotations
 from .evaluate import artifact_names
 
 
-def _row(name: str, metrics: dict) -> str:
+def score_row(name: str, metrics: dict) -> str:
+    """A table row: UA, WA, macro F1, utterances and those without a decision."""
     return f"| {name} | {metrics['ua']:.3f} | {metrics['wa']:.3f} | {metrics['macro_f1']:.3f} | {metrics['n']} | {metrics['no_decision']} |"
 
 
@@ -25,7 +26,7 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
                   "| artifact / test utterances | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
         for kind in artifact_names(metrics):
             for part, values in metrics[kind].items():
-                lines.append(_row(f"{kind} / {part}", values))
+                lines.append(score_row(f"{kind} / {part}", values))
         lines += ["", "Artifacts: each test speaker's utterances streamed through one recognizer in a random order; "
                   "*alone*: each utterance through a recognizer of its own, as `rtser replay` hears one file."]  # fmt: skip
         if "held_out_corpora" in metrics:

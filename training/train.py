@@ -24,17 +24,16 @@ from .augment import Augmenter
 from .config import RunConfig, config_dict
 from .corpora import Utterance, data_root
 from .calibration import calibration_report
-from .evaluate import KINDS, artifact_names, plot_confusion, scores, utterance_predictions, utterance_probabilities
+from .evaluate import KINDS, artifact_names, breakdown, held_out_summary, plot_confusion, scores, utterance_predictions, utterance_probabilities
 from .export import export_model
 from .dataset import RunData
 from .folds import final_split
+from .sampling import balanced_weights, epoch_order
 from .models import build_model, footprint
 from .models.base import Averaged
 from .models.statistics import StatisticsClassifier, choose_l2
 from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
 
-WARM_UP_UTTERANCES = 10  # the evaluation scores a voice's first utterances apart: see _breakdown
-SHARED_LABELS = ("anger", "happiness", "neutral", "sadness")  # the classes every corpus has
 NETWORK_SEED_STRIDE = 1000  # the seeds of a recipe's networks lie this far apart (a fold's seed is the recipe's plus its index)
 
 
@@ -84,6 +83,7 @@ class Trainer:
     def __init__(self, config: RunConfig, data: RunData):
         self.config, self.waves, self.targets, self.epochs = config, data.waves, data.targets, data.epochs
         self.speakers = [u.speaker for u in data.utterances]
+        self.corpora = np.array([u.corpus for u in data.utterances])
         torch.set_num_threads(config.train.threads)
 
     def windows(self, idx: list[int], spec: Manifest, train_idx: Sequence[int] = (), alone: bool = False) -> list[np.ndarray]:
@@ -135,6 +135,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
         counts = np.bincount(self.targets[train_idx], minlength=len(cfg.labels)).astype(np.float32)
         weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(counts)) if settings.class_weights else None
+        draws = balanced_weights(self.corpora[train_idx], self.targets[train_idx]) if settings.balanced_sampling else None
         mixer = np.random.default_rng(seed)
 
         def loss_of(logits, target):
@@ -147,9 +148,9 @@ class Trainer:
         averaged = AveragedModel(model) if settings.average_last else None
         for epoch in range(self.epochs):
             started = time.time()
-            x, y = training_windows(train_waves, self.targets[train_idx], train_speakers, cfg, spec, augmenter)
+            x, y, kept = training_windows(train_waves, self.targets[train_idx], train_speakers, cfg, spec, augmenter)
             model.train()
-            order = np.random.default_rng(seed + epoch).permutation(len(x))
+            order = epoch_order(len(x), None if draws is None else draws[kept], np.random.default_rng(seed + epoch))
             total = 0.0
             batches = range(0, len(order), settings.batch_size)
             desc = f"network {number + 1}/{settings.networks}, epoch {epoch + 1}/{self.epochs}"
@@ -257,25 +258,6 @@ def plot_curves(history: list[dict], title: str, path: str) -> None:
 def speaker_indices(utterances: list[Utterance], speakers: frozenset[str]) -> list[int]:
     """Positions in ``utterances`` of those spoken by one of ``speakers``."""
     return [i for i, u in enumerate(utterances) if u.speaker in speakers]
-
-
-def _breakdown(utterances, idx, truth, predictions, labels, positions: np.ndarray | None) -> dict:
-    """Pooled scores, per corpus (over its own classes, and over the four every corpus has), and,
-    for utterances streamed per voice (``positions``), the first utterances of each voice (the
-    recognizer still learning the voice's statistics) apart from the later ones."""
-    corpora = np.array([utterances[i].corpus for i in idx])
-    shared = np.isin(truth, [labels.index(name) for name in SHARED_LABELS if name in labels])
-    parts = {}
-    for corpus in sorted(set(corpora)):
-        parts[corpus] = corpora == corpus
-        if set(SHARED_LABELS) <= set(labels):
-            parts[f"{corpus}, {len(SHARED_LABELS)} shared classes"] = (corpora == corpus) & shared
-    if positions is not None:
-        parts[f"first {WARM_UP_UTTERANCES} of each voice"] = positions < WARM_UP_UTTERANCES
-        parts["the rest"] = positions >= WARM_UP_UTTERANCES
-    out = {"all": scores(truth, predictions, labels)}
-    out.update({part: scores(truth[keep], predictions[keep], labels) for part, keep in parts.items() if keep.any()})
-    return out
 
 
 def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[int] | None = None) -> dict:
@@ -428,31 +410,17 @@ def _pooled_metrics(config: RunConfig, data: RunData, done: list) -> dict:
             pooled[name].append(predicted)
         pooled_idx += test_idx
     truth = data.targets[pooled_idx]
-    metrics = {name: _breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels,
+    metrics = {name: breakdown(data.utterances, pooled_idx, truth, np.concatenate(p), config.labels,
                                 None if name.endswith(" alone") else np.concatenate(positions))
                for name, p in pooled.items()}  # fmt: skip
     if config.protocol == "leave_one_corpus_out":
-        metrics["held_out_corpora"] = _held_out_summary(metrics, sorted({data.utterances[i].corpus for i in pooled_idx}))
+        metrics["held_out_corpora"] = held_out_summary(metrics, sorted({data.utterances[i].corpus for i in pooled_idx}))
     metrics["per_fold_ua"] = per_fold
     if all("probabilities" in result for _, result, _ in done):
         metrics["calibration"] = _calibration_of(done, truth)
     metrics["protocol"] = {fold.name: {"test": sorted(fold.test), "validation": result["validation"]} for fold, result, _ in done}
     metrics["folds"] = {"pooled": len(done), "of": len(data.folds), "training_minutes": round(sum(m for *_, m in done), 1)}
     return metrics
-
-
-def _held_out_summary(metrics: dict, corpora: list[str]) -> dict:
-    """Leave one corpus out: per artifact, the mean and the lowest UA over the held-out ``corpora``,
-    on the four shared classes and on each corpus's own."""
-    summary = {}
-    for name, parts in metrics.items():
-        shared = [f"{c}, {len(SHARED_LABELS)} shared classes" for c in corpora]
-        four = [parts[part]["ua"] for part in shared if part in parts]
-        own = [parts[c]["ua"] for c in corpora]
-        summary[name] = {"shared_classes_mean_ua": round(float(np.mean(four)), 4) if four else None,
-                         "shared_classes_lowest_ua": round(float(np.min(four)), 4) if four else None,
-                         "own_classes_mean_ua": round(float(np.mean(own)), 4)}  # fmt: skip
-    return summary
 
 
 def _calibration_of(done: list, truth: np.ndarray, kind: str = "tflite") -> dict:

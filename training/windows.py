@@ -125,8 +125,9 @@ class SpeechHistory:
 
 def training_windows(
     waves: list[np.ndarray], labels: np.ndarray, speakers: list[str], recipe: RunConfig, spec: Manifest, augmenter: Augmenter
-) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented window per utterance: a random crop of the utterance as recorded through its
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented window per utterance (the windows, their labels, and the positions of the
+    utterances they come from: one without speech gives none): a random crop of the utterance as recorded through its
     speaker's channel for this epoch (one per speaker, as a stream has one), its speech frames
     standardised by a draw of what the runtime might have heard of the voice before (through the
     same channel) and the crop itself, each speaker as a stranger (:func:`as_stranger`)."""
@@ -136,7 +137,7 @@ def training_windows(
     features = [extract(augmenter.wave(wave, channels[speaker]), config, plan) for wave, speaker in zip(waves, speakers)]
     history = SpeechHistory(features, speakers, recipe)
     n_frames = spec.input_shape[2]
-    xs, ys = [], []
+    xs, ys, kept = [], [], []
     for i, (frames, label) in enumerate(zip(features, labels)):
         if len(frames) == 0:
             continue
@@ -149,4 +150,5 @@ def training_windows(
         standardized = normalization[speakers[i]].standardize(speech, heard, config.frames_per_second)
         xs.append(augmenter.spec(fill_window(standardized, n_frames)))
         ys.append(label)
-    return np.stack(xs), np.asarray(ys)
+        kept.append(i)
+    return np.stack(xs), np.asarray(ys), np.asarray(kept)

@@ -127,6 +127,13 @@ class OnnxBackend(Backend):
 
 
 _BACKENDS = {"tflite": TFLiteBackend, "onnx": OnnxBackend}
+MAX_THREADS = 64  # far beyond any board; the runtimes crash on absurd counts (100000 segfaulted LiteRT)
+
+
+def check_threads(threads: int) -> None:
+    """Raise RtserError unless ``threads`` is a sane thread count for a runtime."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise RtserError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
 
 
 def load_backend(manifest: Manifest, preference: str = "auto", threads: int = 1) -> Backend:
@@ -134,6 +141,7 @@ def load_backend(manifest: Manifest, preference: str = "auto", threads: int = 1)
     runtime are there, else ONNX)."""
     if preference not in BACKEND_CHOICES:
         raise RtserError(f"unknown backend {preference!r} (choose from {', '.join(BACKEND_CHOICES)})")
+    check_threads(threads)
     if preference != "auto":
         if preference not in manifest.networks:
             raise RtserError(f"model {manifest.folder} has no {preference} network")

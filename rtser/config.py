@@ -11,8 +11,10 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from .backends import BACKEND_CHOICES
+from .backends import BACKEND_CHOICES, check_threads
+from .errors import RtserError
 from .events import check_event_types
+from .pipeline import check_settings
 from .schema import build, load, load_yaml
 
 
@@ -62,8 +64,11 @@ class RecognizerSettings:
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_CHOICES:
             raise ValueError(f"backend must be {', '.join(BACKEND_CHOICES[:-1])} or {BACKEND_CHOICES[-1]}, got {self.backend!r}")
-        if self.threads < 1:
-            raise ValueError("threads must be at least 1")
+        try:  # the recognizer's own ranges
+            check_threads(self.threads)
+            check_settings(smoothing=self.smoothing, switch_margin=self.switch_margin, pause_seconds=self.pause_seconds, min_confidence=self.min_confidence)
+        except RtserError as err:
+            raise ValueError(str(err)) from None
 
 
 @dataclass

@@ -39,6 +39,19 @@ def load_model(
     return manifest, load_backend(manifest, backend, threads)
 
 
+def check_settings(*, smoothing: float, switch_margin: float, pause_seconds: float | None, min_confidence: float) -> None:
+    """Raise RtserError naming the first of the recognizer's settings out of its range (the board
+    file's ``recognizer`` section is checked by the same function)."""
+    if not 0 < smoothing <= 1:
+        raise RtserError(f"smoothing must be in (0, 1] (1: no smoothing), got {smoothing}")
+    if not 0 <= switch_margin < 1:
+        raise RtserError(f"switch_margin must be in [0, 1), got {switch_margin}")
+    if pause_seconds is not None and not 0.05 <= pause_seconds <= 60:
+        raise RtserError(f"pause_seconds must be between 0.05 and 60, got {pause_seconds}")
+    if not 0 <= min_confidence < 1:
+        raise RtserError(f"min_confidence must be in [0, 1), got {min_confidence}")
+
+
 def _seconds(value: float) -> float:
     return round(float(value), 3)
 
@@ -70,6 +83,7 @@ class Recognizer:
         on_event: Callable[[Event], None] | None = None,
         threads: int = 1,
     ):
+        check_settings(smoothing=smoothing, switch_margin=switch_margin, pause_seconds=pause_seconds, min_confidence=min_confidence)
         self.manifest, self.backend = load_model(model, backend, threads)
         self.labels = self.manifest.labels
         self._features = self.manifest.features
@@ -80,11 +94,7 @@ class Recognizer:
             window = WindowSpec(window.seconds, hop_seconds)
         detector = self.manifest.speech_detector
         if pause_seconds is not None:
-            if not 0.05 <= pause_seconds <= 60:
-                raise RtserError(f"pause_seconds must be between 0.05 and 60, got {pause_seconds}")
             detector = dataclasses.replace(detector, pause_seconds=float(pause_seconds))
-        if not 0 <= min_confidence < 1:
-            raise RtserError(f"min_confidence must be in [0, 1), got {min_confidence}")
         self._min_confidence = float(min_confidence)
         self._window_frames = window.frames(self._features)
         self._hop_frames = window.hop_frames(self._features)

@@ -7,10 +7,9 @@ import json
 import os
 
 import numpy as np
-import pytest
 import soundfile
 
-from rtser import Recognizer, RtserError
+from rtser import Recognizer
 from rtser.speech import STEP, SpeechDetectorSpec, VoiceDetector, step_levels
 
 from .conftest import DATA, SAMPLE, run_rtser
@@ -85,10 +84,6 @@ def test_an_utterance_below_min_confidence_is_uncertain():
     unsure = [e for e in _events(Recognizer(min_confidence=0.999), audio) if e["type"] == "utterance"]
     assert sure[0]["label"] == "anger" and unsure[0]["label"] == "uncertain"
     assert unsure[0]["probs"] == sure[0]["probs"]
-    with pytest.raises(RtserError, match="min_confidence"):
-        Recognizer(min_confidence=1.5)
-    with pytest.raises(RtserError, match="pause_seconds"):
-        Recognizer(pause_seconds=0)
 
 
 def test_flush_closes_the_open_utterance():

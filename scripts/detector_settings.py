@@ -1,0 +1,59 @@
+"""Speech kept on the five corpora and non-speech judged, through the real Recognizer with the
+shipped model, for a few speech detector thresholds and ``confirm_seconds`` (docs/experiments.md,
+"Five corpora"). Needs the five-corpus data folder (scripts/five_corpora.sh) in RTSER_DATA.
+
+    RTSER_DATA=~/rtser-data python scripts/detector_settings.py
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob
+import os
+import random
+
+import numpy as np
+import soundfile as sf
+
+from rtser.manifest import load_manifest
+from rtser.pipeline import DEFAULT_MODEL, Recognizer
+from speech_detection import judged, made_sounds
+
+DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+SETTINGS = [(0.6, 0.5), (0.5, 0.5), (0.4, 0.5), (0.3, 0.5), (0.6, 0.3), (0.4, 0.3)]  # (threshold, confirm_seconds)
+
+
+def read(path: str) -> np.ndarray:
+    audio, _ = sf.read(path, dtype="float32", always_2d=True)
+    return audio.mean(axis=1)
+
+
+def listed(corpus: str, count: int, rng: random.Random) -> list[np.ndarray]:
+    rows = list(csv.DictReader(open(os.path.join(DATA, corpus, "files.csv"), encoding="utf-8")))
+    rng.shuffle(rows)
+    return [read(os.path.join(DATA, corpus, row["file"])) for row in rows[:count]]
+
+
+def main() -> None:
+    rng = random.Random(0)
+    speech = {"ased": listed("ased", 150, rng), "turev": listed("turev", 150, rng), "nemo": listed("nemo", 100, rng),
+              "emodb": [read(p) for p in sorted(glob.glob(os.path.join(DATA, "emodb", "wav", "*.wav")))[::5]]}  # fmt: skip
+    noise = {name: [read(p) for p in sorted(glob.glob(os.path.join(DATA, "noise", name, "*.flac")))] for name in ("nonspeech", "background")}
+    noise["made"] = list(made_sounds(np.random.default_rng(0)).values())
+    manifest = load_manifest(DEFAULT_MODEL)
+    for threshold, confirm in SETTINGS:
+        spec = dataclasses.replace(manifest.speech_detector, threshold=threshold, confirm_seconds=confirm)
+        recognizer = Recognizer(dataclasses.replace(manifest, speech_detector=spec))
+
+        def events(audio: np.ndarray) -> list[dict]:
+            recognizer.reset()
+            return recognizer.push(audio, 16000) + recognizer.flush()
+
+        kept = {name: np.mean([any(e["type"] == "utterance" for e in events(a)) for a in clips]) for name, clips in speech.items()}
+        false = {name: f"{sum(judged(events(a)) for a in clips)}/{len(clips)}" for name, clips in noise.items()}
+        print(f"threshold {threshold}, confirm {confirm}: utterance found in", {k: f"{v:.0%}" for k, v in kept.items()}, "non-speech judged", false, flush=True)
+
+
+if __name__ == "__main__":
+    main()

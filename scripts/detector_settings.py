@@ -14,19 +14,12 @@ import os
 import random
 
 import numpy as np
-import soundfile as sf
 
 from rtser.manifest import load_manifest
 from rtser.pipeline import DEFAULT_MODEL, Recognizer
-from speech_detection import judged, made_sounds
+from speech_detection import DATA, judged, made_sounds, read, run
 
-DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 SETTINGS = [(0.6, 0.5), (0.5, 0.5), (0.4, 0.5), (0.3, 0.5), (0.6, 0.3), (0.4, 0.3)]  # (threshold, confirm_seconds)
-
-
-def read(path: str) -> np.ndarray:
-    audio, _ = sf.read(path, dtype="float32", always_2d=True)
-    return audio.mean(axis=1)
 
 
 def listed(corpus: str, count: int, rng: random.Random) -> list[np.ndarray]:
@@ -45,13 +38,8 @@ def main() -> None:
     for threshold, confirm in SETTINGS:
         spec = dataclasses.replace(manifest.speech_detector, threshold=threshold, confirm_seconds=confirm)
         recognizer = Recognizer(dataclasses.replace(manifest, speech_detector=spec))
-
-        def events(audio: np.ndarray) -> list[dict]:
-            recognizer.reset()
-            return recognizer.push(audio, 16000) + recognizer.flush()
-
-        kept = {name: np.mean([any(e["type"] == "utterance" for e in events(a)) for a in clips]) for name, clips in speech.items()}
-        false = {name: f"{sum(judged(events(a)) for a in clips)}/{len(clips)}" for name, clips in noise.items()}
+        kept = {name: np.mean([any(e["type"] == "utterance" for e in run(recognizer, a)) for a in clips]) for name, clips in speech.items()}
+        false = {name: f"{sum(judged(run(recognizer, a)) for a in clips)}/{len(clips)}" for name, clips in noise.items()}
         print(f"threshold {threshold}, confirm {confirm}: utterance found in", {k: f"{v:.0%}" for k, v in kept.items()}, "non-speech judged", false, flush=True)
 
 

@@ -14,9 +14,9 @@ from rtser.manifest import load_manifest
 from .audio_cache import load_waves
 from .corpora import load_corpora
 from .evaluate import KINDS, breakdown, held_out_summary, utterance_predictions
-from .report import score_row
+from .report import held_out_table, score_table
 from .train import backend_windows
-from .windows import runtime_windows, stream_positions
+from .windows import heard_alone, runtime_windows, stream_positions
 
 
 def score_held_out(model_folder: str, corpora: list[str]) -> dict:
@@ -32,12 +32,11 @@ def score_held_out(model_folder: str, corpora: list[str]) -> dict:
     everyone = list(range(len(utterances)))
     metrics = {}
     for alone in (False, True):
-        heard_as = [f"{speaker} utterance {i}" for i, speaker in enumerate(speakers)] if alone else speakers
-        windows = runtime_windows(waves, heard_as, manifest)
+        windows = runtime_windows(waves, heard_alone(speakers, everyone) if alone else speakers, manifest)
+        positions = None if alone else stream_positions(speakers)
         for kind in KINDS[1:]:
             predictions = utterance_predictions(backend_windows(model_folder, kind, windows))
-            name = f"{kind} alone" if alone else kind
-            metrics[name] = breakdown(utterances, everyone, truth, predictions, labels, None if alone else stream_positions(speakers))
+            metrics[f"{kind} alone" if alone else kind] = breakdown(utterances, everyone, truth, predictions, labels, positions)
     metrics["held_out_corpora"] = held_out_summary(metrics, sorted(set(corpora)))
     metrics["model"] = {"name": manifest.name, "labels": labels}
     return metrics
@@ -48,13 +47,7 @@ def write_held_out(folder: str, metrics: dict, command: str) -> None:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "held_out.json"), "w", encoding="utf-8") as handle:
         json.dump(metrics, handle, indent=1)
-    lines = [f"# {metrics['model']['name']} on corpora it never heard", "", f"Reproduce: `{command}`", "",
-             "| artifact / utterances | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, parts in metrics.items():
-        if name.partition(" ")[0] in KINDS:
-            lines += [score_row(f"{name} / {part}", values) for part, values in parts.items()]
-    lines += ["", "| artifact | 4 classes, mean | 4 classes, lowest | own classes, mean |", "|---|---|---|---|"]
-    for name, values in metrics["held_out_corpora"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" if v is not None else "–" for v in values.values()) + " |")
+    lines = [f"# {metrics['model']['name']} on corpora it never heard", "", f"Reproduce: `{command}`", ""]
+    lines += score_table(metrics, "utterances") + [""] + held_out_table(metrics["held_out_corpora"])
     with open(os.path.join(folder, "held_out.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -10,6 +10,22 @@ def score_row(name: str, metrics: dict) -> str:
     return f"| {name} | {metrics['ua']:.3f} | {metrics['wa']:.3f} | {metrics['macro_f1']:.3f} | {metrics['n']} | {metrics['no_decision']} |"
 
 
+def score_table(metrics: dict, rows: str) -> list[str]:
+    """The table of every artifact's scores, a row per part (``rows`` names what they count)."""
+    lines = [f"| artifact / {rows} | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]
+    for kind in artifact_names(metrics):
+        lines += [score_row(f"{kind} / {part}", values) for part, values in metrics[kind].items()]
+    return lines
+
+
+def held_out_table(summary: dict) -> list[str]:
+    """The table of the held-out corpora's mean and lowest UA per artifact (``held_out_corpora``)."""
+    lines = ["| artifact | 4 classes, mean | 4 classes, lowest | own classes, mean |", "|---|---|---|---|"]
+    for kind, values in summary.items():
+        lines.append(f"| {kind} | " + " | ".join(f"{v:.3f}" if v is not None else "–" for v in values.values()) + " |")
+    return lines
+
+
 def _names(speakers: list[str]) -> str:
     return ", ".join(speakers) or "none"
 
@@ -22,19 +38,13 @@ def write_report(path: str, name: str, command: str, metrics: dict, manifest: di
         folds = metrics["folds"]
         lines += [f"## Speaker-independent cross-validation (pooled over {folds['pooled']} of {folds['of']} folds)", "",
                   f"Training epochs took {folds['training_minutes']:.0f} min summed over the folds (a run's folds may "
-                  "have been trained by separate processes: see `--run-folds`).", "",
-                  "| artifact / test utterances | UA | WA | macro F1 | utterances | no decision |", "|---|---|---|---|---|---|"]  # fmt: skip
-        for kind in artifact_names(metrics):
-            for part, values in metrics[kind].items():
-                lines.append(score_row(f"{kind} / {part}", values))
+                  "have been trained by separate processes: see `--run-folds`).", ""]  # fmt: skip
+        lines += score_table(metrics, "test utterances")
         lines += ["", "Artifacts: each test speaker's utterances streamed through one recognizer in a random order; "
                   "*alone*: each utterance through a recognizer of its own, as `rtser replay` hears one file."]  # fmt: skip
         if "held_out_corpora" in metrics:
-            lines += ["", "Leave one corpus out, over the held-out corpora (UA; four shared classes: anger, happiness, neutral, sadness):", "",
-                      "| artifact | 4 classes, mean | 4 classes, lowest | own classes, mean |", "|---|---|---|---|"]  # fmt: skip
-            for kind, values in metrics["held_out_corpora"].items():
-                cells = [f"{v:.3f}" if v is not None else "–" for v in values.values()]
-                lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+            lines += ["", "Leave one corpus out, over the held-out corpora (UA; four shared classes: anger, happiness, neutral, sadness):", ""]
+            lines += held_out_table(metrics["held_out_corpora"])
         lines += ["", "Per fold UA (float, int8 TFLite, int8 ONNX):", ""]
         for fold, values in metrics["per_fold_ua"].items():
             lines.append(f"- {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()))

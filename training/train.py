@@ -32,7 +32,7 @@ from .sampling import balanced_weights, epoch_order
 from .models import build_model, footprint
 from .models.base import Averaged
 from .models.statistics import StatisticsClassifier, choose_l2
-from .windows import SpeechHistory, runtime_windows, stream_positions, training_windows
+from .windows import SpeechHistory, heard_alone, runtime_windows, stream_positions, training_windows
 
 NETWORK_SEED_STRIDE = 1000  # the seeds of a recipe's networks lie this far apart (a fold's seed is the recipe's plus its index)
 
@@ -92,7 +92,7 @@ class Trainer:
         speakers of ``train_idx`` (those the spec's prior was made from) as strangers to it."""
         waves, speakers = self._waves_and_speakers(idx)
         if alone:
-            speakers = [f"{speaker} utterance {i}" for speaker, i in zip(speakers, idx)]
+            speakers = heard_alone(speakers, idx)
         return runtime_windows(waves, speakers, spec, training_speakers=[self.speakers[i] for i in train_idx])
 
     def _waves_and_speakers(self, idx: Sequence[int]) -> tuple[list[np.ndarray], list[str]]:

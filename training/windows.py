@@ -44,6 +44,12 @@ def stream_positions(speakers: list[str], seed: int = 0) -> np.ndarray:
     return positions
 
 
+def heard_alone(speakers: Sequence[str], idx: Sequence[int]) -> list[str]:
+    """Speaker ids that make ``runtime_windows`` give each utterance a recognizer of its own, as
+    ``rtser replay`` hears one file (``idx``: the utterances' positions, unique)."""
+    return [f"{speaker} utterance {i}" for speaker, i in zip(speakers, idx)]
+
+
 def as_stranger(normalization: NormalizationSpec, speaker: str, training_speakers: Sequence[str]) -> NormalizationSpec:
     """The normalisation as a training speaker would meet it if its voice were not among the training
     voices, as a test voice's never is: its profile taken out of the voices the prior is weighted
@@ -127,10 +133,11 @@ def training_windows(
     waves: list[np.ndarray], labels: np.ndarray, speakers: list[str], recipe: RunConfig, spec: Manifest, augmenter: Augmenter
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented window per utterance (the windows, their labels, and the positions of the
-    utterances they come from: one without speech gives none): a random crop of the utterance as recorded through its
-    speaker's channel for this epoch (one per speaker, as a stream has one), its speech frames
-    standardised by a draw of what the runtime might have heard of the voice before (through the
-    same channel) and the crop itself, each speaker as a stranger (:func:`as_stranger`)."""
+    utterances they come from: one without speech gives none): a random crop of the utterance as
+    recorded through its speaker's channel for this epoch (one per speaker, as a stream has one),
+    its speech frames standardised by a draw of what the runtime might have heard of the voice
+    before (through the same channel) and the crop itself, each speaker as a stranger
+    (:func:`as_stranger`)."""
     config, plan = recipe.features, FeaturePlan(recipe.features)
     channels = {speaker: augmenter.channel() for speaker in sorted(set(speakers))}
     normalization = {speaker: as_stranger(spec.normalization, speaker, speakers) for speaker in channels}

@@ -16,7 +16,7 @@ from .errors import RtserError
 from .features import StreamingExtractor
 from .manifest import Manifest, WindowSpec, load_manifest
 from .smoothing import Smoother
-from .speech import LOUD, SPEECH, VoiceDetector
+from .speech import LOUD, SPEECH, voice_detector
 from .windows import FrameHistory, FrameQueue, fill_window, speech_mask
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
@@ -101,7 +101,7 @@ class Recognizer:
         self._pause_frames = max(1, round(detector.pause_seconds * self._features.frames_per_second))
         self._confirm_frames = max(1, round(detector.confirm_seconds * self._features.frames_per_second))
         self._backfill_frames = round(detector.backfill_seconds * self._features.frames_per_second)
-        self._detector = VoiceDetector(detector, self._features)
+        self._detector = voice_detector(detector, self._features, self.manifest.folder)
         self._voice = self.manifest.voice_statistics()
         self._smoother = Smoother(smoothing, switch_margin)
         self._on_event = on_event
@@ -149,8 +149,9 @@ class Recognizer:
             return []
         samples = np.concatenate(self._unheard)
         self._unheard, self._unheard_samples = [], 0
-        self._undecided.append(self._extractor.push(samples))
-        decisions = np.concatenate([self._detector.push(samples), self._detector.finish() if last else np.zeros(0, np.uint8)])
+        frames = self._extractor.push(samples)
+        self._undecided.append(frames)
+        decisions = np.concatenate([self._detector.push(samples, frames), self._detector.finish() if last else np.zeros(0, np.uint8)])
         decided = min(len(decisions), len(self._undecided))
         return self._emit_all(self._consume(self._undecided.take(decided), decisions[:decided]))
 

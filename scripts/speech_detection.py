@@ -12,7 +12,7 @@ Prints (and writes as JSON with --out) four figures:
 - cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
   silence and steady noise.
 
-    python scripts/speech_detection.py [--utterances 200] [--out speech_detection.json]
+    python scripts/speech_detection.py [--model DIR] [--utterances 200] [--out speech_detection.json]
 """
 
 from __future__ import annotations
@@ -138,9 +138,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--utterances", type=int, default=200, help="utterances joined per boundary stream")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--model", help="model folder (default: the shipped model)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    recognizer = Recognizer()
+    recognizer = Recognizer(args.model)
     report: dict = {"model": recognizer.manifest.name, "detector": recognizer.manifest.speech_detector.to_dict()}
 
     nonspeech = {}

@@ -18,5 +18,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,dev,micro-vad]"
 exec .venv/bin/python -m pytest "$@"

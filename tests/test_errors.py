@@ -178,3 +178,31 @@ def test_library_settings_out_of_range_are_one_rtser_error_naming_them(setting, 
     with pytest.raises(RtserError, match=error):
         Recognizer(**setting)
 
+
+
+def _detector_network(folder):
+    return folder / json.loads((folder / "model.json").read_text())["speech_detector"]["network"]
+
+
+def _truncated_detector(folder, refresh_hash):
+    network = _detector_network(folder)
+    network.write_bytes(network.read_bytes()[:3000])
+    if refresh_hash:
+        from rtser.manifest import sha256_of
+
+        _edit_manifest(folder, lambda m: m["speech_detector"].update(sha256=sha256_of(str(network))))
+
+
+@pytest.mark.parametrize(
+    "change,fragment",
+    [
+        (lambda folder: _truncated_detector(folder, False), "does not match its sha256"),
+        (lambda folder: _truncated_detector(folder, True), "unreadable speech detector network"),
+        (lambda folder: _detector_network(folder).unlink(), "not found"),
+        (lambda folder: _edit_manifest(folder, lambda m: m["speech_detector"].update(network="../voice_network.npz")), "a file name in the model's folder"),
+        (lambda folder: _edit_manifest(folder, lambda m: m["speech_detector"].update(kind="silero")), "speech_detector.kind must be one of"),
+    ],
+)
+def test_a_broken_speech_detector_is_one_clear_error(model_copy, change, fragment):
+    change(model_copy)
+    _assert_one_line_error(run_rtser("replay", SAMPLE, "--model", str(model_copy)), fragment)

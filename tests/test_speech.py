@@ -1,16 +1,20 @@
-"""Speech detection with the real detector (pymicro-vad) and the shipped model: non-speech stays
-silent, utterances joined by pauses become one segment and one utterance event each, with their
-boundaries where the voice starts and stops."""
+"""Speech detection with the shipped model and its real detector (rtser's own network; pymicro-vad
+for a model that names it): non-speech stays silent, utterances joined by pauses become one segment
+and one utterance event each, with their boundaries where the voice starts and stops."""
 
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
+import pytest
 import soundfile
 
 from rtser import Recognizer
-from rtser.speech import STEP, SpeechDetectorSpec, VoiceDetector, step_levels
+from rtser.features import StreamingExtractor
+from rtser.pipeline import DEFAULT_MODEL
+from rtser.speech import STEP, SpeechDetectorSpec, step_levels, voice_detector
 
 from .conftest import DATA, SAMPLE, run_rtser
 
@@ -95,18 +99,28 @@ def test_flush_closes_the_open_utterance():
     assert [e["type"] for e in closing][-2:] == ["speech", "utterance"]
 
 
-def test_the_detector_rests_on_silence_and_steady_noise():
-    detector = VoiceDetector(SpeechDetectorSpec(), Recognizer().manifest.features)
-    detector.push(np.zeros(30 * RATE, np.float32))
+def _pushed(detector, extractor, audio):
+    return detector.push(audio, extractor.push(audio))
+
+
+@pytest.mark.parametrize("kind", ["voice_network", "micro_vad"])
+def test_the_detector_rests_on_silence_and_steady_noise(kind):
+    manifest = Recognizer().manifest
+    spec = manifest.speech_detector if kind == manifest.speech_detector.kind else SpeechDetectorSpec(kind=kind)
+    detector = voice_detector(spec, manifest.features, manifest.folder)
+    extractor = StreamingExtractor(manifest.features)
+    _pushed(detector, extractor, np.zeros(30 * RATE, np.float32))
     assert detector.detector_steps == 0
     noise = np.random.default_rng(0).normal(0, 0.05, 30 * RATE).astype(np.float32)
     detector.reset()
-    detector.push(noise[: 10 * RATE])
+    extractor = StreamingExtractor(manifest.features)
+    _pushed(detector, extractor, noise[: 10 * RATE])
     settled = detector.detector_steps
-    detector.push(noise[10 * RATE :])
+    _pushed(detector, extractor, noise[10 * RATE :])
     assert detector.detector_steps == settled and settled < 2 * 100  # under 2 s of the first 10 s
     detector.reset()
-    decisions = np.concatenate([detector.push(_read(SAMPLE)), detector.finish()])
+    extractor = StreamingExtractor(manifest.features)
+    decisions = np.concatenate([_pushed(detector, extractor, _read(SAMPLE)), detector.finish()])
     assert detector.detector_steps > 0 and decisions.any()
 
 
@@ -120,8 +134,13 @@ def test_events_option_chooses_what_replay_prints():
 
 
 def test_a_missing_detector_package_is_one_clear_error(tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    manifest = json.loads((model / "model.json").read_text())
+    manifest["speech_detector"] = SpeechDetectorSpec(kind="micro_vad").to_dict()
+    (model / "model.json").write_text(json.dumps(manifest))
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pymicro_vad'] = None\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = run_rtser("replay", SAMPLE, env=env)
+    done = run_rtser("replay", SAMPLE, "--model", str(model), env=env)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == "rtser: error: the model's speech detector needs the package pymicro-vad (pip install pymicro-vad)"

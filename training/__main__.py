@@ -1,4 +1,4 @@
-"""``python -m training train RECIPE``, ``python -m training compare`` and ``python -m training score MODEL``: see ``--help``."""
+"""``python -m training train RECIPE``, ``compare``, ``score MODEL`` and ``detector``: see ``--help``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,29 @@ def _score(args) -> int:
     return 0
 
 
+def _detector(args) -> int:
+    from rtser.manifest import load_manifest
+
+    from .detector import NETWORK_NAME, install_detector, train_detector
+
+    network = args.network
+    if network is None:
+        if not args.out:
+            raise SystemExit("python -m training detector: give --out (to train) or --network (to install one trained before)")
+        features = load_manifest(args.features_of).features
+        figures = train_detector(args.out, features, args.corpora, args.files_per_corpus, args.epochs)
+        for threshold, values in figures["validation"]["frames"].items():
+            print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
+                  f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
+        network = os.path.join(args.out, NETWORK_NAME)
+        print(f"network: {network}")
+    if args.install:
+        settings = {"threshold": args.threshold, "confirm_seconds": args.confirm_seconds, "backfill_seconds": args.backfill_seconds}
+        entry = install_detector(network, args.install, {k: v for k, v in settings.items() if v is not None}, args.min_speech_seconds)
+        print(f"{args.install}: speech_detector {json.dumps(entry)}")
+    return 0
+
+
 def fold_set(text: str) -> set[int]:
     """``0-4,7`` -> {0, 1, 2, 3, 4, 7}."""
     folds: set[int] = set()
@@ -135,6 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--corpus", dest="corpora", action="append", required=True, choices=sorted(LOADERS),
                        help="corpus to score on, all of its speakers; repeatable")  # fmt: skip
     score.add_argument("--out", required=True, help="folder for held_out.json and held_out.md")
+    detector = sub.add_parser("detector", help="train rtser's own speech detector, taught by Silero VAD")
+    detector.add_argument("--out", help="train: folder for voice_network.npz and detector.json")
+    detector.add_argument("--network", help="a network trained before, instead of training one")
+    detector.add_argument("--install", metavar="MODEL", help="make the network the speech detector of this model folder")
+    detector.add_argument("--threshold", type=float, help="with --install: the speech probability a frame needs")
+    detector.add_argument("--confirm-seconds", type=float, help="with --install: speech a segment needs to be reported")
+    detector.add_argument("--backfill-seconds", type=float, help="with --install: how far a segment may start before the first speech frame")
+    detector.add_argument("--min-speech-seconds", type=float, help="with --install: speech a window needs to be judged (the model's speech_gate)")
+    detector.add_argument("--features-of", default=os.path.join(HERE, "..", "rtser", "models", "default"), metavar="MODEL",
+                          help="the model whose feature frames the detector reads (default: the shipped one)")  # fmt: skip
+    detector.add_argument("--corpus", dest="corpora", action="append", choices=sorted(LOADERS),
+                          help="corpus to take voices from; repeatable (default: every corpus found)")  # fmt: skip
+    detector.add_argument("--files-per-corpus", type=int, default=400, help="utterances of each corpus that teach (default 400)")
+    detector.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
 
@@ -143,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from .corpora import DataMissing
 
     try:
-        return {"train": _train, "compare": _compare, "score": _score}[args.command](args)
+        return {"train": _train, "compare": _compare, "score": _score, "detector": _detector}[args.command](args)
     except (RtserError, OSError, DataMissing) as err:
         print(f"training: error: {err}", file=sys.stderr)
         return 2

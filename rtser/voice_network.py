@@ -1,0 +1,93 @@
+"""rtser's own speech detector network, run in numpy on the model's feature frames.
+
+A frame's speech probability comes from the frames around it: ``past`` frames before it and
+``future`` after it, every ``dilation``-th one, so its decision trails the audio by ``future``
+frames. Layers: each frame standardised and projected (``w_in``), a convolution over the context
+(``w_context``), a hidden layer (``w_mix``) and the output (``w_out``), with ReLU between them.
+It is trained by ``python -m training detector`` and saved as an ``.npz`` file (no pickled objects).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import RtserError
+from .features import FeatureConfig
+
+FORMAT = "rtser-voice-network/1"
+ARRAYS = ("mean", "std", "w_in", "b_in", "w_context", "b_context", "w_mix", "b_mix", "w_out", "b_out")
+
+
+@dataclass(frozen=True)
+class VoiceNetwork:
+    """Weights and shape of one trained network, and the features it was trained on."""
+
+    features: FeatureConfig
+    past: int
+    future: int
+    dilation: int
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def taps(self) -> int:
+        """How many frames of the context the convolution reads."""
+        return (self.past + self.future) // self.dilation + 1
+
+    def project(self, frames: np.ndarray) -> np.ndarray:
+        """The first layer of each feature frame, ``[n, hidden]``."""
+        a = self.arrays
+        return np.maximum((frames - a["mean"]) / a["std"] @ a["w_in"] + a["b_in"], 0)
+
+    def probabilities(self, projected: np.ndarray) -> np.ndarray:
+        """The speech probability of each frame whose whole context ``projected`` holds: frames
+        ``past`` to ``len(projected) - future - 1``."""
+        a = self.arrays
+        span = self.past + self.future + 1
+        if len(projected) < span:
+            return np.zeros(0, np.float32)
+        context = np.lib.stride_tricks.sliding_window_view(projected, span, axis=0)[:, :, :: self.dilation]
+        hidden = np.maximum(context.transpose(0, 2, 1).reshape(len(context), -1) @ a["w_context"] + a["b_context"], 0)
+        hidden = np.maximum(hidden @ a["w_mix"] + a["b_mix"], 0)
+        logits = hidden @ a["w_out"] + a["b_out"]
+        return (1 / (1 + np.exp(-np.clip(logits[:, 0], -30, 30)))).astype(np.float32)
+
+    def save(self, path: str) -> None:
+        """Write the network as ``.npz``."""
+        meta = {"format": FORMAT, "features": self.features.to_dict(), "past": self.past, "future": self.future, "dilation": self.dilation}
+        with open(path, "wb") as handle:
+            np.savez(handle, meta=np.array(json.dumps(meta)), **{name: self.arrays[name].astype(np.float32) for name in ARRAYS})
+
+
+def load_voice_network(path: str) -> VoiceNetwork:
+    """Read a network saved by :meth:`VoiceNetwork.save`; RtserError naming the problem if it is
+    missing, unreadable or inconsistent."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {name: np.asarray(data[name], dtype=np.float32) for name in ARRAYS}
+    except FileNotFoundError:
+        raise RtserError(f"speech detector network {path} not found") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise RtserError(f"unreadable speech detector network {path}: {err}") from None
+    problem = f"invalid speech detector network {path}"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise RtserError(f"{problem}: format must be {FORMAT!r}")
+    try:
+        network = VoiceNetwork(FeatureConfig.from_dict(meta["features"]), int(meta["past"]), int(meta["future"]), int(meta["dilation"]), arrays)
+    except (KeyError, TypeError, ValueError) as err:
+        raise RtserError(f"{problem}: {err}") from None
+    n, hidden = network.features.n_features, arrays["w_in"].shape[-1]
+    shapes = {"mean": (n,), "std": (n,), "w_in": (n, hidden), "b_in": (hidden,), "w_context": (network.taps * hidden, arrays["w_context"].shape[-1])}
+    if (network.past < 0 or network.future < 0 or network.dilation < 1 or (network.past + network.future) % network.dilation
+            or any(arrays[name].shape != shape for name, shape in shapes.items()) or arrays["w_out"].shape[-1] != 1
+            or not all(np.all(np.isfinite(value)) for value in arrays.values()) or np.any(arrays["std"] <= 0)):  # fmt: skip
+        raise RtserError(f"{problem}: its arrays do not fit together")
+    try:
+        network.probabilities(np.zeros((network.past + network.future + 1, hidden), np.float32))
+    except ValueError as err:
+        raise RtserError(f"{problem}: {err}") from None
+    return network

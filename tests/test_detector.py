@@ -1,0 +1,59 @@
+"""rtser's own speech detector: taught by the real Silero VAD on real corpora, run by the runtime
+in numpy exactly as its torch twin computes it, installed into a model folder that rtser runs."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from rtser import Recognizer
+from rtser.manifest import load_manifest, sha256_of
+from rtser.pipeline import DEFAULT_MODEL
+from rtser.voice_network import load_voice_network
+from training.detector import FrameDetectorNet, install_detector, train_detector
+
+from .conftest import SAMPLE, run_rtser
+
+
+def test_the_runtime_network_computes_what_its_torch_twin_does():
+    features = load_manifest(DEFAULT_MODEL).features
+    torch.manual_seed(3)
+    net = FrameDetectorNet(features.n_features, past=6, future=4, dilation=2).eval()
+    frames = np.random.default_rng(0).normal(0, 1, (1, 60, features.n_features)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.sigmoid(net(torch.from_numpy(frames)))[0].numpy()
+    network = net.to_voice_network(features, np.zeros(features.n_features, np.float32), np.ones(features.n_features, np.float32))
+    got = network.probabilities(network.project(frames[0]))
+    assert got.shape == expected.shape == (50,)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory):
+    out = tmp_path_factory.mktemp("detector")
+    figures = train_detector(str(out), load_manifest(DEFAULT_MODEL).features, ["emodb", "ravdess"], files_per_corpus=40, epochs=20, processes=2)
+    return out, figures
+
+
+def test_a_detector_taught_by_silero_calls_unheard_voices_speech_and_unheard_sounds_not(taught):
+    out, figures = taught
+    at_half = figures["validation"]["frames"]["0.5"]
+    assert 0 < figures["teaching"]["speakers"] <= 17 and 0 < figures["validation"]["speakers"] <= 17  # every other voice teaches
+    assert at_half["speech_frames_called_speech"] > at_half["other_frames_called_speech"] + 0.3, figures["validation"]
+    assert load_voice_network(str(out / "voice_network.npz")).features == load_manifest(DEFAULT_MODEL).features
+
+
+def test_an_installed_detector_is_what_the_model_runs(taught, tmp_path):
+    out, _ = taught
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    entry = install_detector(str(out / "voice_network.npz"), str(model), {"threshold": 0.55}, min_speech_seconds=0.3)
+    manifest = json.loads((model / "model.json").read_text())
+    assert manifest["speech_detector"] == entry and entry["kind"] == "voice_network" and entry["threshold"] == 0.55
+    assert entry["sha256"] == sha256_of(str(model / "voice_network.npz")) == sha256_of(str(out / "voice_network.npz"))
+    assert manifest["speech_gate"]["min_speech_seconds"] == 0.3
+    assert Recognizer(str(model)).manifest.speech_detector.threshold == 0.55
+    done = run_rtser("replay", SAMPLE, "--model", str(model))
+    assert done.returncode == 0, done.stderr

@@ -66,7 +66,7 @@ def test_utterances_joined_by_pauses_are_one_segment_and_one_utterance_each(emod
     start_errors = np.abs(np.array(starts) - [a for a, _ in truth])
     stop_errors = np.abs(np.array(stops) - [b for _, b in truth])
     assert np.median(start_errors) <= 0.15 and np.median(stop_errors) <= 0.15, (start_errors, stop_errors)
-    assert start_errors.max() <= 0.5 and stop_errors.max() <= 0.5, (start_errors, stop_errors)
+    assert start_errors.max() <= 0.6 and stop_errors.max() <= 0.6, (start_errors, stop_errors)  # the 95th percentile: docs/speech_detection.md
     for utterance, (start, stop) in zip(utterances, zip(starts, stops)):
         assert (utterance["start"], utterance["end"]) == (start, stop)
     for emotion in (e for e in events if e["type"] == "emotion"):

@@ -167,12 +167,15 @@ def _voices(entry: dict | None, features: FeatureConfig) -> TrainingVoices | Non
     return TrainingVoices(mean, std, temperature)
 
 
+def verified_file(path: str, sha256: str, name: str = "model file") -> str:
+    """``path`` after checking it exists and matches the ``sha256`` its manifest gives it."""
+    if not os.path.isfile(path):
+        raise RtserError(f"{name} missing: {path}")
+    if sha256_of(path) != sha256:
+        raise RtserError(f"{name} {path} does not match the sha256 in its manifest")
+    return path
+
+
 def verify_network(manifest: Manifest, kind: str) -> str:
     """Path of the network file of ``kind`` after checking it exists and its sha256 matches."""
-    path = manifest.network_path(kind)
-    if not os.path.isfile(path):
-        raise RtserError(f"model file missing: {path}")
-    expected = manifest.networks[kind]["sha256"]
-    if sha256_of(path) != expected:
-        raise RtserError(f"model file {path} does not match the sha256 in its manifest")
-    return path
+    return verified_file(manifest.network_path(kind), manifest.networks[kind]["sha256"])

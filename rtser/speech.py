@@ -97,13 +97,9 @@ def voice_detector(spec: SpeechDetectorSpec, features: FeatureConfig, folder: st
         raise RtserError(f"the speech detector runs at {DETECTOR_RATE} Hz; the model's features are at {features.sample_rate} Hz")
     if spec.kind == "micro_vad":
         return MicroVadDetector(spec, features)
-    from .manifest import sha256_of
+    from .manifest import verified_file
 
-    path = os.path.join(folder, spec.network)
-    if not os.path.isfile(path):
-        raise RtserError(f"speech detector network {path} not found")
-    if sha256_of(path) != spec.sha256:
-        raise RtserError(f"speech detector network {path} does not match its sha256 in the manifest")
+    path = verified_file(os.path.join(folder, spec.network), spec.sha256, "speech detector network")
     network = load_voice_network(path)
     if network.features != features:
         raise RtserError(f"speech detector network {path} was trained on other feature frames than the model's")
@@ -158,6 +154,14 @@ class VoiceDetector:
         """The decisions of the stream's last frames, judged as if silence followed it."""
         raise NotImplementedError
 
+    def _whole_steps(self, samples: np.ndarray) -> np.ndarray:
+        """The whole 10 ms steps heard so far and not yet returned; the rest waits in ``_carry``
+        (which ``reset`` empties)."""
+        audio = np.concatenate([self._carry, samples.astype(np.float32, copy=False)])
+        whole = len(audio) // STEP * STEP
+        self._carry = audio[whole:]
+        return audio[:whole]
+
 
 class NetworkVoiceDetector(VoiceDetector):
     """rtser's own detector: a :class:`VoiceNetwork` on the feature frames, behind the pre-filter."""
@@ -180,10 +184,8 @@ class NetworkVoiceDetector(VoiceDetector):
         self._received = 0  # frames heard
 
     def push(self, samples: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        audio = np.concatenate([self._carry, samples.astype(np.float32, copy=False)])
-        whole = len(audio) // STEP * STEP
-        self._carry = audio[whole:]
-        self._flags = np.concatenate([self._flags, np.stack(self._prefilter.hear(step_levels(audio[:whole])), axis=1)])
+        levels = step_levels(self._whole_steps(samples))
+        self._flags = np.concatenate([self._flags, np.stack(self._prefilter.hear(levels), axis=1)])
         self._frames = np.concatenate([self._frames, frames])
         self._received += len(frames)
         return self._decide(self._received - self.network.future - self._next_frame)
@@ -244,10 +246,7 @@ class MicroVadDetector(VoiceDetector):
         self._decided_from = 0
 
     def push(self, samples: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        audio = np.concatenate([self._carry, samples.astype(np.float32, copy=False)])
-        whole = len(audio) // STEP * STEP
-        self._carry = audio[whole:]
-        self._hear(audio[:whole])
+        self._hear(self._whole_steps(samples))
         return self._frames()
 
     def finish(self) -> np.ndarray:

@@ -93,8 +93,6 @@ def _detector(args) -> int:
 
     network = args.network
     if network is None:
-        if not args.out:
-            raise SystemExit("python -m training detector: give --out (to train) or --network (to install one trained before)")
         features = load_manifest(args.features_of).features
         figures = train_detector(args.out, features, args.corpora, args.files_per_corpus, args.epochs)
         for threshold, values in figures["validation"]["frames"].items():
@@ -173,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     detector.add_argument("--files-per-corpus", type=int, default=400, help="utterances of each corpus that teach (default 400)")
     detector.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args(argv)
+    if args.command == "detector" and not (args.out or args.network):
+        detector.error("give --out (to train a network) or --network (to install one trained before)")
     args.argv = argv if argv is not None else sys.argv[1:]
 
     from rtser.errors import RtserError

@@ -41,6 +41,12 @@ class AugmentConfig:
     noise_folders: list[str] = field(default_factory=lambda: ["background", "nonspeech"])
 
 
+def reverberated(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``samples`` heard through a room impulse response (FFT convolution, cut to their length)."""
+    size = 1 << (len(samples) + len(rir) - 2).bit_length()
+    return np.fft.irfft(np.fft.rfft(samples, size) * np.fft.rfft(rir, size), size)[: len(samples)]
+
+
 @dataclass(frozen=True)
 class Channel:
     """Recording conditions: a room impulse response and a background noise recording at an SNR
@@ -101,9 +107,7 @@ class Augmenter:
         if self._happens(c.shift_prob):
             out = np.roll(out, int(self.rng.uniform(-c.shift_seconds, c.shift_seconds) * self.rate))
         if channel.rir is not None:
-            n = len(out) + len(channel.rir) - 1
-            size = 1 << (n - 1).bit_length()
-            wet = np.fft.irfft(np.fft.rfft(out, size) * np.fft.rfft(channel.rir, size), size)[: len(out)]
+            wet = reverberated(out, channel.rir)
             out = (wet * np.sqrt(np.mean(out**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
         if channel.noise is not None:
             out = self._add_noise(out, channel.noise, channel.snr_db)

@@ -38,6 +38,7 @@ from rtser.speech import SpeechDetectorSpec
 from rtser.voice_network import VoiceNetwork, load_voice_network
 
 from .audio_cache import cache_dir, read_mono
+from .augment import reverberated
 from .corpora import DataMissing, LOADERS, Utterance, data_root
 
 CHUNK = 512  # Silero's step: 32 ms at 16 kHz
@@ -115,9 +116,7 @@ class Conditions:
         """Reverberation by a real impulse response (30% of the time) and a band limit (30%)."""
         rng = self.rng
         if self.rirs and rng.random() < 0.3:
-            rir = self.rirs[rng.integers(len(self.rirs))]
-            size = 1 << (len(samples) + len(rir) - 2).bit_length()
-            samples = np.fft.irfft(np.fft.rfft(samples, size) * np.fft.rfft(rir, size), size)[: len(samples)]
+            samples = reverberated(samples, self.rirs[rng.integers(len(self.rirs))])
         if rng.random() < 0.3:
             spectrum = np.fft.rfft(samples)
             hz = np.fft.rfftfreq(len(samples), 1 / self.rate)

@@ -21,6 +21,7 @@ import dataclasses
 import glob
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -253,11 +254,12 @@ def examples(utterances: list[Utterance], sounds: list[np.ndarray], features: Fe
 
 def examples_in_processes(utterances: list[Utterance], sounds: list[np.ndarray], features: FeatureConfig, copies: int,
                           seed: int, desc: str, processes: int) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
-    """:func:`examples`, the utterances shared out between ``processes`` processes."""
+    """:func:`examples`, the utterances shared out between ``processes`` processes (started afresh,
+    not forked: a fork of a process whose torch or onnxruntime threads are running can deadlock)."""
     if processes <= 1:
         return examples(utterances, sounds, features, copies, seed, desc)
     parts = [utterances[i::processes] for i in range(processes)]
-    with ProcessPoolExecutor(processes) as pool:
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         done = pool.map(examples, parts, [sounds] * processes, [features] * processes, [copies] * processes,
                         [seed * processes + i for i in range(processes)], [f"{desc} ({i + 1}/{processes})" for i in range(processes)])  # fmt: skip
         return [example for part in done for example in part]

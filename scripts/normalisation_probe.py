@@ -25,6 +25,13 @@ voicing probability. It asks whether pitch holds emotion the features miss (pYIN
 minutes for EMO-DB on one core). The pitch statistics are normalised like the others, except in
 ``utterance mean removed``, which drops the features' means only.
 
+``--held-out-corpora`` asks instead what a file heard alone gets on a corpus never heard (the
+cold start of leave-one-corpus-out, e.g. with ``training/configs/five_corpora_loco.yaml``): each
+corpus is held out whole in turn, and every utterance, of the training corpora and the held-out one
+alike, is standardised frame by frame as rtser standardises a file heard alone: by its own speech
+frames blended with the training speakers' average worth ``P`` seconds of speech (``--priors``;
+``inf``: the average alone, 0: the utterance alone). Scored over the four classes every corpus has.
+
 Prints JSON: UA and the per-speaker UA range of each. Needs the train extra (torch, librosa).
 """
 
@@ -42,7 +49,7 @@ from rtser.features import FeaturePlan, extract
 from rtser.windows import speech_mask
 from training.config import load_config
 from training.dataset import prepare
-from training.evaluate import scores
+from training.evaluate import SHARED_LABELS, scores
 from training.windows import stream_positions
 
 
@@ -53,6 +60,67 @@ def utterance_statistics(wave: np.ndarray, config) -> np.ndarray:
     speech = features[mask] if mask is not None else features
     spread = np.percentile(speech, 90, axis=0) - np.percentile(speech, 10, axis=0)
     return np.concatenate([speech.mean(0), speech.std(0), np.abs(np.diff(speech, axis=0)).mean(0), spread])
+
+
+def frame_moments(wave: np.ndarray, config) -> np.ndarray:
+    """Count, mean, variance, mean absolute change and 10-90 percentile range of the speech frames'
+    features (what a per-feature affine standardisation of the frames turns into the statistics of
+    :func:`utterance_statistics`), as one row: ``[1 + 4 * features]``."""
+    features = extract(wave, config.features, FeaturePlan(config.features))
+    mask = speech_mask(features, config.features, config.speech_gate)
+    speech = features[mask] if mask is not None else features
+    spread = np.percentile(speech, 90, axis=0) - np.percentile(speech, 10, axis=0)
+    return np.concatenate([[len(speech)], speech.mean(0), speech.var(0), np.abs(np.diff(speech, axis=0)).mean(0), spread])
+
+
+def alone_statistics(moments: np.ndarray, prior_mean: np.ndarray, prior_var: np.ndarray, prior_frames: float) -> np.ndarray:
+    """Each utterance's statistics once its frames are standardised as a file heard alone: by its
+    own frames blended with a prior worth ``prior_frames`` frames (inf: the prior alone)."""
+    count, mean, var, change, spread = moments[:, :1], *np.split(moments[:, 1:], 4, axis=1)
+    if np.isinf(prior_frames):
+        centre, scale = prior_mean, np.sqrt(prior_var)
+    else:
+        total = prior_frames + count
+        centre = (prior_frames * prior_mean + count * mean) / total
+        scale = np.sqrt(np.maximum((prior_frames * (prior_var + prior_mean**2) + count * (var + mean**2)) / total - centre**2, 1e-6))
+    return np.concatenate([(mean - centre) / scale, np.sqrt(var) / scale, change / scale, spread / scale], axis=1)
+
+
+def speakers_average(moments: np.ndarray, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The speakers' average mean and within-speaker variance of every feature (rtser's prior)."""
+    means, variances = [], []
+    for speaker in np.unique(speakers):
+        own = moments[speakers == speaker]
+        count, mean, var = own[:, :1], *np.split(own[:, 1:], 4, axis=1)[:2]
+        total = count.sum()
+        centre = (count * mean).sum(0) / total
+        means.append(centre)
+        variances.append((count * (var + mean**2)).sum(0) / total - centre**2)
+    return np.mean(means, axis=0), np.mean(variances, axis=0)
+
+
+def held_out_corpora(config, data, priors: list[float]) -> dict:
+    """UA over the four shared classes of each corpus held out whole, its files heard alone, for
+    each prior weight (seconds of speech)."""
+    shared = [config.labels.index(name) for name in SHARED_LABELS]
+    keep = np.flatnonzero(np.isin(data.targets, shared))
+    y = np.searchsorted(shared, data.targets[keep])
+    corpora = np.array([data.utterances[i].corpus for i in keep])
+    speakers = np.array([data.utterances[i].speaker for i in keep])
+    moments = np.stack([frame_moments(data.waves[i], config) for i in tqdm(keep, desc="features", unit="file")])
+    fps = config.features.frames_per_second
+    results = {}
+    for prior in priors:
+        per_corpus = {}
+        for corpus in sorted(set(corpora)):
+            train, test = corpora != corpus, corpora == corpus
+            prior_mean, prior_var = speakers_average(moments[train], speakers[train])
+            x = alone_statistics(moments, prior_mean, prior_var, prior * fps)
+            predicted = fit_predict(x[train], y[train], x[test], len(shared))
+            per_corpus[corpus] = round(scores(y[test], predicted, list(SHARED_LABELS))["ua"], 3)
+        ua = list(per_corpus.values())
+        results[f"prior {prior:g} s"] = {"mean_ua": round(float(np.mean(ua)), 3), "lowest_ua": min(ua), "corpora": per_corpus}
+    return results
 
 
 def pitch_statistics(wave: np.ndarray, rate: int) -> np.ndarray:
@@ -118,11 +186,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="overlay on the recipe, e.g. training/configs/experiments/pitch.yaml")  # fmt: skip
     parser.add_argument("--prior", type=float, default=5.0, help="weight of the prior in utterances (streaming)")
     parser.add_argument("--pitch", action="store_true", help="append statistics of the voice's pitch (pYIN)")
+    parser.add_argument("--held-out-corpora", action="store_true", help="hold each corpus out whole, its files heard alone")
+    parser.add_argument("--priors", type=float, nargs="+", default=[0, 0.5, 1, 2, 5, 10, float("inf")],
+                        help="with --held-out-corpora: the prior's weights, in seconds of speech")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     config = load_config(args.recipe, args.overlays)
     data = prepare(config)
+    if args.held_out_corpora:
+        results = held_out_corpora(config, data, args.priors)
+        json.dump({"recipe": config.name, "utterances": len(data.targets), "held_out_corpora_alone": results}, sys.stdout, indent=1)
+        print()
+        return
     x = np.stack([utterance_statistics(w, config) for w in data.waves])
     if args.pitch:
         rate = config.features.sample_rate

@@ -84,3 +84,24 @@ def test_speed_drawn_per_voice_moves_every_utterance_of_the_voice_alike():
     per_utterance = augmenter(speed_prob=1.0, speed=(0.9, 1.1))
     assert per_utterance.channel().speed == 1.0
     assert len({len(per_utterance.wave(low, per_utterance.channel())) for _ in range(5)}) > 1
+
+
+def test_a_microphone_colouring_cuts_outside_its_band_and_colours_every_utterance_of_the_voice_alike():
+    microphones = augmenter(colour_prob=1.0, colour_band_hz=(300.0, 300.0, 2000.0, 2000.0))
+    channel = microphones.channel()
+    colour = channel.colour
+    assert (colour.low_hz, colour.high_hz) == (300.0, 2000.0) and abs(colour.tilt_db_per_octave) <= 3 and 1000 <= colour.peak_hz <= 5000
+    noise = np.random.default_rng(0).normal(0, 0.05, 2 * RATE).astype(np.float32)
+    heard = microphones.wave(noise, channel)
+    assert np.array_equal(heard, microphones.wave(noise, channel))
+
+    def band_power(samples, low, high):
+        spectrum = np.abs(np.fft.rfft(samples)) ** 2
+        hz = np.fft.rfftfreq(len(samples), 1 / RATE)
+        return spectrum[(hz >= low) & (hz < high)].mean()
+
+    for low, high in ((20, 75), (6000, 8000)):  # 1.5 octaves and more outside the band: cut by more than 20 dB
+        assert band_power(heard, low, high) < band_power(noise, low, high) * 1e-2
+    inside = band_power(heard, 800, 1200) / band_power(noise, 800, 1200)
+    assert 10 ** (-12 / 10) < inside < 10 ** (12 / 10)  # tilt and resonance move the middle by a few dB only
+    assert augmenter(colour_prob=0.0).channel().colour is None

@@ -1,5 +1,6 @@
 """Training on real corpora: loaders, speaker-independent folds, and a smoke run train -> int8 -> rtser."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from rtser.features import extract
+from rtser.manifest import sha256_of
 from rtser.schema import ConfigError
 from training.config import load_config
 from training.corpora import DataMissing, data_root, load_corpora, load_emodb, load_ravdess
@@ -21,7 +24,9 @@ from training.models import ARCHITECTURES
 from training.models.base import Averaged
 from training.models.statistics import time_statistics
 from training.sampling import balanced_weights, epoch_order
+from training.audio_cache import load_waves
 from training.dataset import prepare
+from training.feature_bank import FeatureBank
 from training.train import Trainer, _claim, mixup, speaker_indices
 from training.windows import stream_positions
 
@@ -227,6 +232,10 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     assert (out / "confusion-tflite.png").stat().st_size > 0 and (out / "report.md").exists()
     manifest = json.loads((out / "model" / "model.json").read_text())
     assert manifest["labels"] == SHARED and manifest["training"]["parameters"] > 0
+    # the recipe's speech detector network made the windows and travels with the model
+    detector = manifest["speech_detector"]
+    assert detector["kind"] == "voice_network" and detector["threshold"] == 0.95
+    assert sha256_of(str(out / "model" / detector["network"])) == detector["sha256"] == sha256_of(os.path.join(ROOT, "rtser/models/default/voice_network.npz"))
     speakers = manifest["training"]["speakers"]  # the default recipe has no validation speakers: every voice trains
     assert speakers["validation"] == [] and set(speakers["train"]) == {u.speaker for u in load_corpora(["emodb", "ravdess"], SHARED)}
     for kind in ("tflite", "onnx"):
@@ -422,3 +431,26 @@ def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe
     config.train.average_last = 10
     with pytest.raises(ConfigError, match="another recipe"):
         _claim(config, data, str(tmp_path))
+
+
+def test_the_feature_bank_hears_each_voice_through_one_channel_per_copy_and_is_built_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("RTSER_CACHE", str(tmp_path))
+    config = load_config(os.path.join(ROOT, "training", "configs", "default.yaml"))
+    gain_only = dataclasses.replace(config.augment, gain_prob=1.0, speed_prob=0.0, noise_prob=0.0, reverb_prob=0.0)
+    config = dataclasses.replace(config, augment=gain_only)
+    utterances = [u for u in load_emodb() if u.speaker in ("emodb-03", "emodb-08")][::6]
+    waves = load_waves(utterances, config.features.sample_rate)
+    everything = range(len(waves))
+    bank = FeatureBank(config, utterances, waves)
+    clean, copies = bank.clean(everything), [bank.heard(k, everything) for k in range(2)]
+    np.testing.assert_allclose(clean[0], extract(waves[0], config.features), atol=1e-4)
+    # c0 is the level: a channel's gain shifts it alike in every frame of every utterance of the voice
+    shifts = [[float(np.median(heard[i][:, 0] - clean[i][:, 0])) for i in everything] for heard in copies]
+    for copy in shifts:
+        for speaker in ("emodb-03", "emodb-08"):
+            own = [shift for shift, u in zip(copy, utterances) if u.speaker == speaker]
+            assert max(own) - min(own) < 0.01 * max(1.0, abs(np.mean(own))), own
+    assert shifts[0] != shifts[1]  # each copy draws its channels again
+    stored = sorted(os.listdir(tmp_path))
+    again = FeatureBank(config, utterances, waves)  # another process of the same run reads the stored copies
+    assert all(np.array_equal(a, b) for a, b in zip(again.heard(1, everything), copies[1])) and sorted(os.listdir(tmp_path)) == stored

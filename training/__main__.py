@@ -35,7 +35,7 @@ def _train(args) -> int:
     write_report(os.path.join(out, "report.md"), config.name, command, metrics, manifest, time.time() - started)
     if args.install and manifest:
         os.makedirs(args.install, exist_ok=True)
-        for name in ("model.json", "model.tflite", "model.onnx"):
+        for name in os.listdir(os.path.join(out, "model")):  # the manifest, its networks and speech detector
             shutil.copy2(os.path.join(out, "model", name), os.path.join(args.install, name))
         shutil.copy2(os.path.join(out, "report.md"), os.path.join(args.install, "report.md"))
         if metrics:

@@ -1,8 +1,8 @@
 """Data augmentation, each kind switchable in the training config.
 
 Waveform: gain, speed perturbation, pitch shift, circular time shift, reverberation with real room
-impulse responses, additive real noise at a random SNR. Features: random crops of the utterance and
-SpecAugment masks.
+impulse responses, additive real noise at a random SNR, a microphone's colouring (band limits, tilt,
+a resonance). Features: random crops of the utterance and SpecAugment masks.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ class AugmentConfig:
     shift_prob: float = 0.0
     shift_seconds: float = 0.3
     reverb_prob: float = 0.3
+    colour_prob: float = 0.0  # a microphone's colouring: band limits, a spectral tilt and a resonance (Channel.colour)
+    colour_band_hz: tuple[float, float, float, float] = (50.0, 400.0, 3000.0, 8000.0)  # low cut drawn in the first two, high cut in the last two
+    colour_tilt_db_per_octave: float = 3.0  # drawn within plus or minus this, around 1 kHz
+    colour_peak_db: float = 6.0  # a resonance between 1 and 5 kHz, drawn within plus or minus this
     noise_prob: float = 0.5
     snr_db: tuple[float, float] = (5.0, 30.0)
     crop_seconds: tuple[float, float] = (1.0, 3.0)
@@ -48,15 +52,37 @@ def reverberated(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Colour:
+    """A microphone's frequency response: fourth-order band edges, a tilt around 1 kHz and one
+    resonance (a peak or a dip an octave wide)."""
+
+    low_hz: float
+    high_hz: float
+    tilt_db_per_octave: float
+    peak_hz: float
+    peak_db: float
+
+    def gains(self, hz: np.ndarray) -> np.ndarray:
+        """The response's amplitude at these frequencies."""
+        hz = np.maximum(hz, 1.0)
+        band = 1 / np.sqrt((1 + (self.low_hz / hz) ** 8) * (1 + (hz / self.high_hz) ** 8))
+        octaves = np.log2(hz / 1000)
+        shape_db = self.tilt_db_per_octave * octaves + self.peak_db * np.exp(-0.5 * (np.log2(hz / self.peak_hz) / 0.5) ** 2)
+        return band * 10 ** (shape_db / 20)
+
+
+@dataclass(frozen=True)
 class Channel:
     """Recording conditions: a room impulse response and a background noise recording at an SNR
-    (None for none), a gain factor, and a speed factor for the voice (1 for none)."""
+    (None for none), a gain factor, a speed factor for the voice (1 for none) and the microphone's
+    colouring (None for none)."""
 
     rir: np.ndarray | None
     noise: np.ndarray | None
     snr_db: float
     gain: float
     speed: float = 1.0
+    colour: Colour | None = None
 
 
 class Augmenter:
@@ -89,7 +115,12 @@ class Augmenter:
         snr = float(self.rng.uniform(*c.snr_db))
         gain = float(10 ** (self.rng.uniform(*c.gain_db) / 20)) if self._happens(c.gain_prob) else 1.0
         speed = float(self.rng.uniform(*c.speed)) if c.speed_per_voice and self._happens(c.speed_prob) else 1.0
-        return Channel(rir, noise, snr, gain, speed)
+        colour = None
+        if self._happens(c.colour_prob):
+            low, high = self.rng.uniform(*c.colour_band_hz[:2]), self.rng.uniform(*c.colour_band_hz[2:])
+            tilt, peak_db = (float(self.rng.uniform(-v, v)) for v in (c.colour_tilt_db_per_octave, c.colour_peak_db))
+            colour = Colour(float(low), float(high), tilt, float(2 ** self.rng.uniform(0, np.log2(5)) * 1000), peak_db)
+        return Channel(rir, noise, snr, gain, speed, colour)
 
     def wave(self, samples: np.ndarray, channel: Channel | None = None) -> np.ndarray:
         """Augment one utterance's waveform: speed (unless drawn per voice), pitch and time shift
@@ -111,6 +142,8 @@ class Augmenter:
             out = (wet * np.sqrt(np.mean(out**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
         if channel.noise is not None:
             out = self._add_noise(out, channel.noise, channel.snr_db)
+        if channel.colour is not None:
+            out = np.fft.irfft(np.fft.rfft(out) * channel.colour.gains(np.fft.rfftfreq(len(out), 1 / self.rate)), len(out)).astype(np.float32)
         return np.clip(out * np.float32(channel.gain), -1, 1).astype(np.float32)
 
     def _pitch_shift(self, samples: np.ndarray, semitones: float) -> np.ndarray:

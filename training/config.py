@@ -7,11 +7,13 @@ import os
 from dataclasses import dataclass, field
 
 from rtser.features import FeatureConfig
-from rtser.manifest import SpeechGateSpec, WindowSpec
+from rtser.manifest import SpeechGateSpec, WindowSpec, sha256_of
 from rtser.speech import SpeechDetectorSpec
 from rtser.schema import ConfigError, load, load_yaml
 
 from .augment import AugmentConfig
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TrainSettings:
     statistics_classifier: bool = False  # average the network with a linear classifier on window statistics (models/statistics.py)
     statistics_l2: float | list[float] = 0.02  # that classifier's weight penalty; a list: the one chosen on the fit speakers (models/statistics.py choose_l2)
     statistics_with_validation: bool = False  # fit it on the validation speakers' windows too (their logged UA is then not held out)
+    channel_copies: int = 4  # augmented copies of the features, computed once (training/feature_bank.py); epoch e trains on copy e % channel_copies
     seed: int = 0
     threads: int = 2
 
@@ -76,6 +79,10 @@ class RunConfig:
     window: WindowSpec = field(default_factory=lambda: WindowSpec(3.0, 0.5))
     speech_gate: SpeechGateSpec = field(default_factory=SpeechGateSpec)
     speech_detector: SpeechDetectorSpec = field(default_factory=SpeechDetectorSpec)
+    # a speech detector network of rtser's own (python -m training detector; a path from the project
+    # root or absolute): windows are made through it and the exported model carries it, with the
+    # settings of speech_detector (whose kind, network and sha256 it sets). Empty: speech_detector as given.
+    detector_network: str = ""
     normalization: NormalizationSettings = field(default_factory=NormalizationSettings)
     model: dict = field(default_factory=lambda: {"architecture": "lightsernet"})
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -119,12 +126,23 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{where}: without validation speakers nothing chooses the epoch: set train.average_last")
     if config.train.balanced_sampling and config.train.class_weights:
         raise ConfigError(f"{where}: train.balanced_sampling balances the classes already: set train.class_weights false")
-    if config.train.networks < 1:
-        raise ConfigError(f"{where}: train.networks must be 1 or more")
+    if config.train.networks < 1 or config.train.channel_copies < 1:
+        raise ConfigError(f"{where}: train.networks and train.channel_copies must be 1 or more")
+    if config.detector_network:
+        path = detector_network_path(config)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{where}: detector_network {config.detector_network} not found")
+        detector = dataclasses.replace(config.speech_detector, kind="voice_network", network=os.path.basename(path), sha256=sha256_of(path))
+        config = dataclasses.replace(config, speech_detector=detector)
     settings = config.normalization
     if min(settings.prior_seconds, settings.memory_seconds) <= 0 or (settings.voice_temperature is not None and settings.voice_temperature <= 0):
         raise ConfigError(f"{where}: normalization.prior_seconds, memory_seconds and voice_temperature must be positive")
     return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
+
+
+def detector_network_path(config: RunConfig) -> str:
+    """The recipe's speech detector network as a path (relative ones are from the project root)."""
+    return os.path.join(PROJECT_ROOT, config.detector_network)
 
 
 def file_stem(path: str) -> str:

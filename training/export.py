@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 
@@ -149,8 +150,11 @@ def manifest_dict(spec: Manifest, networks: dict, training: dict, metrics: dict)
 
 def export_model(model: torch.nn.Module, spec: Manifest, calibration: np.ndarray, folder: str,
                  training: dict, metrics: dict) -> dict:  # fmt: skip
-    """Write ``model.tflite``, ``model.onnx`` and ``model.json`` into ``folder``; return the manifest."""
+    """Write ``model.tflite``, ``model.onnx`` and ``model.json`` into ``folder``, with a copy of the
+    spec's speech detector network where it has one; return the manifest."""
     os.makedirs(folder, exist_ok=True)
+    if spec.speech_detector.kind == "voice_network":
+        shutil.copy2(os.path.join(spec.folder, spec.speech_detector.network), os.path.join(folder, spec.speech_detector.network))
     model = deployable(model)
     networks = {
         "tflite": export_tflite_int8(model, calibration, os.path.join(folder, "model.tflite")),

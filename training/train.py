@@ -15,17 +15,17 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm import tqdm
 
 from rtser.backends import load_backend
-from rtser.features import FeaturePlan, extract
 from rtser.manifest import Manifest, load_manifest
 from rtser.normalization import NormalizationSpec
 from rtser.schema import ConfigError, build
 
 from .augment import Augmenter
-from .config import RunConfig, config_dict
+from .config import RunConfig, config_dict, detector_network_path
 from .corpora import Utterance, data_root
 from .calibration import calibration_report
 from .evaluate import KINDS, artifact_names, breakdown, held_out_summary, plot_confusion, scores, utterance_predictions, utterance_probabilities
 from .export import export_model
+from .feature_bank import FeatureBank
 from .dataset import RunData
 from .folds import final_split
 from .sampling import balanced_weights, epoch_order
@@ -38,8 +38,10 @@ NETWORK_SEED_STRIDE = 1000  # the seeds of a recipe's networks lie this far apar
 
 
 def model_spec(config: RunConfig, normalization: NormalizationSpec) -> Manifest:
-    """The manifest (without network files yet) that a model of this recipe runs under."""
-    return Manifest("", config.name, tuple(config.labels), config.features, config.window, config.speech_gate,
+    """The manifest (without network files yet) that a model of this recipe runs under; its folder
+    holds the recipe's speech detector network, if it has one."""
+    folder = os.path.dirname(detector_network_path(config)) if config.detector_network else ""
+    return Manifest(folder, config.name, tuple(config.labels), config.features, config.window, config.speech_gate,
                     config.speech_detector, normalization, 1.0, {}, {})  # fmt: skip
 
 
@@ -83,6 +85,7 @@ class Trainer:
     def __init__(self, config: RunConfig, data: RunData):
         self.config, self.waves, self.targets, self.epochs = config, data.waves, data.targets, data.epochs
         self.speakers = [u.speaker for u in data.utterances]
+        self.features = FeatureBank(config, data.utterances, data.waves)
         self.corpora = np.array([u.corpus for u in data.utterances])
         torch.set_num_threads(config.train.threads)
 
@@ -90,14 +93,10 @@ class Trainer:
         """The runtime's windows of these utterances, each speaker's streamed through one recognizer
         (each utterance through its own where ``alone``, as ``rtser replay`` hears one file); the
         speakers of ``train_idx`` (those the spec's prior was made from) as strangers to it."""
-        waves, speakers = self._waves_and_speakers(idx)
+        waves, speakers = [self.waves[i] for i in idx], [self.speakers[i] for i in idx]
         if alone:
             speakers = heard_alone(speakers, idx)
         return runtime_windows(waves, speakers, spec, training_speakers=[self.speakers[i] for i in train_idx])
-
-    def _waves_and_speakers(self, idx: Sequence[int]) -> tuple[list[np.ndarray], list[str]]:
-        """These utterances' waves and speaker ids."""
-        return [self.waves[i] for i in idx], [self.speakers[i] for i in idx]
 
     def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int):
         """Train ``train.networks`` networks (seeds ``seed``, ``seed + NETWORK_SEED_STRIDE``, ...) on the
@@ -105,13 +104,11 @@ class Trainer:
         graph, then averaged with the statistics classifier where the recipe has one), its spec, and
         the per-epoch history (each record naming its network)."""
         cfg = self.config
-        train_waves, train_speakers = self._waves_and_speakers(train_idx)
-        plan = FeaturePlan(cfg.features)
-        clean = [extract(wave, cfg.features, plan) for wave in train_waves]
-        spec = model_spec(cfg, SpeechHistory(clean, train_speakers, cfg).prior())
+        train_speakers = [self.speakers[i] for i in train_idx]
+        spec = model_spec(cfg, SpeechHistory(self.features.clean(train_idx), train_speakers, cfg).prior())
         validation = self.windows(val_idx, spec), self.targets[val_idx]
         history: list[dict] = []
-        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history)
+        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history).to(memory_format=torch.contiguous_format)
                     for m in range(cfg.train.networks)]  # fmt: skip
         model = networks[0]
         if len(networks) > 1:
@@ -128,9 +125,9 @@ class Trainer:
         the last ``average_last`` epochs); its epochs are logged and appended to ``history``."""
         cfg, settings = self.config, self.config.train
         torch.manual_seed(seed)
-        train_waves, train_speakers = self._waves_and_speakers(train_idx)
+        train_speakers = [self.speakers[i] for i in train_idx]
         val_windows, val_truth = validation
-        model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features)
+        model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features).to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
         counts = np.bincount(self.targets[train_idx], minlength=len(cfg.labels)).astype(np.float32)
@@ -148,7 +145,8 @@ class Trainer:
         averaged = AveragedModel(model) if settings.average_last else None
         for epoch in range(self.epochs):
             started = time.time()
-            x, y, kept = training_windows(train_waves, self.targets[train_idx], train_speakers, cfg, spec, augmenter)
+            heard = self.features.heard(epoch % settings.channel_copies, train_idx)
+            x, y, kept = training_windows(heard, self.targets[train_idx], train_speakers, cfg, spec, augmenter)
             model.train()
             order = epoch_order(len(x), None if draws is None else draws[kept], np.random.default_rng(seed + epoch))
             total = 0.0
@@ -156,7 +154,7 @@ class Trainer:
             desc = f"network {number + 1}/{settings.networks}, epoch {epoch + 1}/{self.epochs}"
             for start in tqdm(batches, desc=desc, leave=False, unit="batch"):
                 idx = order[start : start + settings.batch_size]
-                inputs, target = torch.from_numpy(x[idx, None]), torch.from_numpy(y[idx])
+                inputs, target = torch.from_numpy(x[idx, None]).contiguous(memory_format=torch.channels_last), torch.from_numpy(y[idx])
                 share, partner = mixup(len(idx), settings.mixup_alpha, mixer)
                 logits = model.logits(share * inputs + (1 - share) * inputs[partner])
                 loss = share * loss_of(logits, target) + (1 - share) * loss_of(logits, target[partner])

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from rtser.backends import Backend
-from rtser.features import FeaturePlan, extract
 from rtser.manifest import Manifest
 from rtser.pipeline import Recognizer
 from rtser.normalization import Moments, NormalizationSpec, TrainingVoices
@@ -130,18 +129,16 @@ class SpeechHistory:
 
 
 def training_windows(
-    waves: list[np.ndarray], labels: np.ndarray, speakers: list[str], recipe: RunConfig, spec: Manifest, augmenter: Augmenter
+    features: list[np.ndarray], labels: np.ndarray, speakers: list[str], recipe: RunConfig, spec: Manifest, augmenter: Augmenter
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented window per utterance (the windows, their labels, and the positions of the
-    utterances they come from: one without speech gives none): a random crop of the utterance as
-    recorded through its speaker's channel for this epoch (one per speaker, as a stream has one),
-    its speech frames standardised by a draw of what the runtime might have heard of the voice
-    before (through the same channel) and the crop itself, each speaker as a stranger
-    (:func:`as_stranger`)."""
-    config, plan = recipe.features, FeaturePlan(recipe.features)
-    channels = {speaker: augmenter.channel() for speaker in sorted(set(speakers))}
-    normalization = {speaker: as_stranger(spec.normalization, speaker, speakers) for speaker in channels}
-    features = [extract(augmenter.wave(wave, channels[speaker]), config, plan) for wave, speaker in zip(waves, speakers)]
+    utterances they come from: one without speech gives none) from the feature frames of each
+    utterance as recorded through its speaker's channel for this epoch (one per speaker, as a stream
+    has one: :mod:`training.feature_bank`): a random crop, its speech frames standardised by a draw
+    of what the runtime might have heard of the voice before (through the same channel) and the crop
+    itself, each speaker as a stranger (:func:`as_stranger`)."""
+    config = recipe.features
+    normalization = {speaker: as_stranger(spec.normalization, speaker, speakers) for speaker in sorted(set(speakers))}
     history = SpeechHistory(features, speakers, recipe)
     n_frames = spec.input_shape[2]
     xs, ys, kept = [], [], []

@@ -5,7 +5,7 @@
 >>> events = recognizer.push(samples, 16000) + recognizer.flush()
 """
 
-__all__ = ["Recognizer", "RtserError", "load_model"]
+__all__ = ["AudioWarning", "Recognizer", "RtserError", "load_model"]
 __version__ = "0.1.0"
 
 
@@ -15,7 +15,7 @@ def __getattr__(name):
         from .errors import RtserError
 
         return RtserError
-    if name in ("Recognizer", "load_model"):
+    if name in ("AudioWarning", "Recognizer", "load_model"):
         from . import pipeline
 
         return getattr(pipeline, name)

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .errors import RtserError
 from .audio import StreamResampler, read_blocks, to_float_mono
 from .features import FeaturePlan, StreamingExtractor, extract
 from .pipeline import Recognizer
@@ -145,6 +146,8 @@ def _replay_process(model: str | None, backend: str, audio: np.ndarray, rate: in
 def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None, compare: str | None = None) -> dict:
     """All figures, as a dict ready for JSON (``compare``: another model whose network is timed on
     the same windows in the same run)."""
+    if not 1 <= seconds <= 36000:
+        raise RtserError(f"--seconds must be between 1 and 36000, got {seconds:g}")
     recognizer = Recognizer(model, backend=backend, threads=1)
     rate = recognizer.manifest.features.sample_rate
     clip = _load(audio_path or SAMPLE, rate)

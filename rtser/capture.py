@@ -8,6 +8,7 @@ reopen it.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -15,12 +16,13 @@ import numpy as np
 
 from .config import AudioSettings
 from .devices import InputDevice, default_input_index, input_devices, portaudio, resolve_device, same_device
-from .errors import RtserError
+from .errors import RtserError, warn
 from .ringbuffer import RingBuffer
 
 # A freshly opened stream may be slow to deliver its first block (PulseAudio: up to 1.7 s measured), so
 # until it does, a stall is declared only after this long or ``stall_seconds``, whichever is longer.
 FIRST_BLOCK_SECONDS = 5.0
+CLOSE_SECONDS = 1.0  # how long closing a stream may take before it is left behind
 
 
 class DeviceLost(RtserError):
@@ -48,7 +50,8 @@ class Microphone:
         self.overflows = 0  # blocks PortAudio itself reported as overflowed
         self._stream = None
         self._ring: RingBuffer | None = None
-        self.last_arrival = 0.0
+        self.last_arrival = 0.0  # Unix time of the newest block (for event timestamps)
+        self.last_tick = 0.0  # the same on the monotonic clock (for intervals: the wall clock may jump)
         self._delivered = False  # whether the stream opened last has delivered a block yet
 
     def open(self, rescan: bool = False) -> None:
@@ -74,7 +77,7 @@ class Microphone:
         except sounddevice.PortAudioError as err:
             self.close()
             raise RtserError(f"cannot open input device {self.device.describe()}: {err}") from None
-        self.last_arrival = time.time()
+        self.last_arrival, self.last_tick = time.time(), time.monotonic()
 
     def _choose_format(self, sounddevice) -> tuple[int, int]:
         settings, device = self.settings, self.device
@@ -91,10 +94,13 @@ class Microphone:
         else:
             channels = 1 if supported(int(device.default_rate), 1) else device.channels
         if settings.channel is not None and settings.channel >= channels:
-            raise RtserError(f"audio.channel {settings.channel} is not among the {channels} channels opened")
+            raise RtserError(f"audio.channel {settings.channel} is not among the {channels} channel(s) opened "
+                             f"(counted from 0; open more with --channels or audio.channels, up to the device's {device.channels})")  # fmt: skip
         rates = [settings.sample_rate] if settings.sample_rate else [self.preferred_rate, int(device.default_rate), 48000, 44100]
         for rate in rates:
             if supported(rate, channels):
+                if rate < self.preferred_rate:
+                    warn(f"capturing at {rate} Hz, below the model's {self.preferred_rate} Hz: the frequencies it reads above {rate // 2} Hz are missing")
                 return rate, channels
         tried = ", ".join(f"{r} Hz" for r in rates)
         raise RtserError(f"input device {device.describe()} cannot capture {channels} channel(s) at {tried}")
@@ -102,7 +108,7 @@ class Microphone:
     def _callback(self, indata, frames, time_info, status) -> None:
         # The audio thread: copy and return. No allocation beyond Python's own, no locks, no I/O.
         self._ring.write(indata)
-        self.last_arrival = time.time()
+        self.last_arrival, self.last_tick = time.time(), time.monotonic()
         self._delivered = True
         if status.input_overflow:
             self.overflows += 1
@@ -114,25 +120,35 @@ class Microphone:
         if self._stream is None:
             raise DeviceLost("input device is not open")
         delivered = self._delivered  # read before the arrival time, which is then no older than the first block
-        arrival = self.last_arrival  # read before the ring: a block written meanwhile is then dated no later than it came
+        arrival, tick = self.last_arrival, self.last_tick  # read before the ring: a block written meanwhile is then dated no later than it came
         before = self._ring.dropped
         block = self._ring.read()
         if len(block) == 0:
             if not self._stream.active:
                 raise DeviceLost(f"input device {self.device.describe()} stopped")
             limit = self.settings.stall_seconds if delivered else max(self.settings.stall_seconds, FIRST_BLOCK_SECONDS)
-            if time.time() - arrival > limit:
+            if time.monotonic() - tick > limit:
                 raise DeviceLost(f"no audio from {self.device.describe()} for {limit:g} s")
         if self.settings.channel is not None:
             block = block[:, self.settings.channel : self.settings.channel + 1]
         return Captured(block, self._ring.dropped - before, arrival)
 
-    def close(self) -> None:
-        """Stop capturing (safe to call more than once, and on a stream that already failed)."""
+    def close(self, timeout: float = CLOSE_SECONDS) -> bool:
+        """Stop capturing (safe to call more than once, and on a stream that already failed).
+        PortAudio may block closing a stream whose sound server froze: after ``timeout`` seconds
+        the stream is left to a thread of its own and False returned."""
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:  # a vanished device may fail to close; the stream is gone either way
-                pass
+        if stream is None:
+            return True
+        closer = threading.Thread(target=_close_quietly, args=(stream,), name="rtser-device-close", daemon=True)
+        closer.start()
+        closer.join(timeout)
+        return not closer.is_alive()
+
+
+def _close_quietly(stream) -> None:
+    try:
+        stream.abort()
+        stream.close()
+    except Exception:  # a vanished device may fail to close; the stream is gone either way
+        pass

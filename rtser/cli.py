@@ -9,18 +9,41 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import functools  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from .errors import RtserError  # noqa: E402
+from .errors import RtserError, say, warn  # noqa: E402
+from .text import FORMATS  # noqa: E402
 
 
-def _print_json(obj) -> None:
+def _write(obj, line=None) -> None:
+    """``obj`` on standard output as ``line(obj)`` makes it (a JSON line by default); RtserError when it
+    cannot be written (closed, a full disk)."""
+    from .sinks import LineSink, json_line
+
+    try:
+        LineSink(line=line or json_line).deliver(obj)
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as err:
+        raise RtserError(f"cannot write to standard output: {getattr(err, 'strerror', None) or err}") from None
+
+
+def _show(obj, args, text) -> None:
+    """A command's result: ``text(obj)`` for people (``--format text``, or auto on a terminal), else JSON."""
+    from .text import use_text
+
+    _write(obj, (lambda o: text(o)) if use_text(args.format, sys.stdout) else None)
+
+
+def _event_line(args, emotions: bool):
+    """How replay writes each event: JSON, or text for people (see :mod:`rtser.text`)."""
     from .sinks import json_line
+    from .text import TextFormatter, use_text
 
-    sys.stdout.write(json_line(obj))
-    sys.stdout.flush()
+    return TextFormatter.for_stream(sys.stdout, emotions).line if use_text(args.format, sys.stdout) else json_line
 
 
 def _add_model_options(parser: argparse.ArgumentParser, backend_default: str | None = "auto") -> None:
@@ -34,10 +57,12 @@ def cmd_replay(args) -> int:
     from .events import selected
     from .pipeline import Recognizer
 
+    line = _event_line(args, emotions=bool(args.events and "emotion" in args.events))
+
     def print_selected(events) -> None:
         for event in events:
             if selected(event, args.events):
-                _print_json(event)
+                _write(event, line)
 
     rate, blocks = read_blocks(args.file, block_seconds=0.1 if args.realtime else 1.0)
     recognizer = Recognizer(args.model, backend=args.backend, hop_seconds=args.hop, pause_seconds=args.pause, min_confidence=args.min_confidence or 0.0)
@@ -51,7 +76,7 @@ def cmd_replay(args) -> int:
         raise RtserError(f"no audio in {args.file}")
     print_selected(recognizer.flush())
     if recognizer.non_finite_samples:
-        print(f"rtser: warning: {recognizer.non_finite_samples} NaN/inf samples in {args.file} were read as 0", file=sys.stderr)
+        warn(f"{recognizer.non_finite_samples} NaN/inf samples in {args.file} were read as 0")
     return 0
 
 
@@ -59,29 +84,40 @@ def cmd_info(args) -> int:
     """Print the manifest and the backend that will run the model."""
     from .pipeline import load_model
 
+    from .text import info_text
+
     manifest, backend = load_model(args.model, args.backend)
-    _print_json({"model": manifest.folder, "backend": backend.name, "manifest": manifest.raw})
+    _show({"model": manifest.folder, "backend": backend.name, "manifest": manifest.raw}, args, info_text)
     return 0
 
 
 def cmd_devices(args) -> int:
     """List audio input devices."""
-    from .devices import input_devices
+    from .devices import NO_DEVICES, input_devices
 
-    for device in input_devices():
-        _print_json({"index": device.index, "name": device.name, "channels": device.channels, "default_rate": device.default_rate})
+    from .text import devices_text, use_text
+
+    devices = [{"index": d.index, "name": d.name, "channels": d.channels, "default_rate": d.default_rate} for d in input_devices()]
+    if not devices:
+        raise RtserError(NO_DEVICES)
+    if use_text(args.format, sys.stdout):
+        _write(devices, devices_text)
+    else:
+        for device in devices:
+            _write(device)
     return 0
 
 
 def cmd_listen(args) -> int:
     """Recognize emotions from a microphone until Ctrl-C or SIGTERM."""
-    import signal
-    import threading
-
     from .config import load_listen_config
     from .listen import Listener
     from .pipeline import Recognizer
-    from .sinks import JsonLinesSink
+    from .shutdown import Watchdog
+    from .sinks import LineSink, QueuedSink, json_line
+    from .text import TextFormatter, use_text
+
+    watchdog = Watchdog()  # first, before any thread starts
 
     config = load_listen_config(
         args.config,
@@ -89,7 +125,7 @@ def cmd_listen(args) -> int:
             "audio": {"device": args.device, "sample_rate": args.rate, "channels": args.channels, "channel": args.channel},
             "recognizer": {"model": args.model, "backend": args.backend, "hop_seconds": args.hop, "pause_seconds": args.pause, "min_confidence": args.min_confidence},
             "mqtt": {"host": args.mqtt_host, "port": args.mqtt_port, "site_id": args.site_id},
-            "output": {"status_seconds": args.status_seconds, "stdout": False if args.quiet else None, "events": args.events},
+            "output": {"status_seconds": args.status_seconds, "stdout": False if args.quiet else None, "events": args.events, "format": args.format},
         },
     )
     settings = config.recognizer
@@ -103,33 +139,56 @@ def cmd_listen(args) -> int:
         min_confidence=settings.min_confidence,
         threads=settings.threads,
     )
-    sinks = [JsonLinesSink()] if config.output.stdout else []
+    stdout = config.output.stdout and sys.stdout is not None
+    if config.output.stdout and not stdout:
+        warn("standard output is closed: no events there")
+    if not stdout and not config.mqtt.host:
+        raise RtserError("no output for the events: standard output is off or closed and no MQTT host is set (--mqtt-host or mqtt.host)")
+    listener = Listener(config, recognizer)
+    listener.open()  # the device first: a missing microphone is reported before the broker is tried
+    sinks = listener.sinks
+    if stdout:
+        emotions = bool(config.output.events and "emotion" in config.output.events)
+        text = use_text(config.output.format, sys.stdout)
+        sinks.append(QueuedSink(LineSink(line=TextFormatter.for_stream(sys.stdout, emotions).line if text else json_line)))
     if config.mqtt.host:
         from .mqtt import MqttSink
 
         mqtt = MqttSink(config.mqtt, recognizer.manifest.name)
         warning = mqtt.start()
         if warning:
-            print(f"rtser: warning: {warning}", file=sys.stderr)
+            warn(warning)
         sinks.append(mqtt)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        Listener(config, recognizer, sinks).run(stop)
-    finally:
+
+    def close_sinks() -> None:  # within about 1.5 s, so that a stop signal ends the process within 2 s
         for sink in sinks:
-            undelivered = sink.close()
+            undelivered = sink.close(timeout=1.0 if sink.name == "mqtt" else 0.5)
             if undelivered:
-                print(f"rtser: warning: {undelivered} queued messages could not be delivered", file=sys.stderr)
+                warn(f"{undelivered} events could not be delivered to {sink.name}")
+        if sys.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
+
+    def stop_stuck_process() -> None:
+        warn(f"still running {watchdog.grace_seconds:g} s after the stop signal (a blocked device call?): ending")
+        listener.report_stopped()
+        close_sinks()
+
+    watchdog.on_stuck(stop_stuck_process)
+    try:
+        listener.run(watchdog.stop)
+    finally:
+        close_sinks()
+        listener.close_device()
     return 0
 
 
 def cmd_bench(args) -> int:
     """Print speed and memory figures as JSON."""
     from .bench import run_bench
+    from .text import bench_text
 
-    _print_json(run_bench(args.model, args.backend, args.seconds, args.audio, args.compare))
+    _show(run_bench(args.model, args.backend, args.seconds, args.audio, args.compare), args, bench_text)
     return 0
 
 
@@ -169,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     # --debug after the subcommand too; SUPPRESS keeps a subcommand without it from resetting it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    common.add_argument("--format", choices=FORMATS, default=None,
+                        help="json lines for programs, or text for people (default: text on a terminal, else json)")  # fmt: skip
+    common.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
     sub = parser.add_subparsers(dest="command", required=True)
     add_command = functools.partial(sub.add_parser, parents=[common])
 
@@ -213,20 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rtser`` command."""
     args = build_parser().parse_args(argv)
+    if args.format is None and args.command != "listen":  # listen: the board file's output.format, else auto
+        args.format = "auto"
     try:
         return args.run(args)
     except RtserError as err:
         if args.debug:
             raise
-        print(f"rtser: error: {err}", file=sys.stderr)
+        say("error", str(err))
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        sys.stderr.close()
+    except BrokenPipeError:  # the reader went away (rtser replay f.wav | head): not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure when Python flushes at exit
         return 0
     except Exception as err:  # a bug: still one line unless --debug
         if args.debug:
             raise
-        print(f"rtser: internal error: {type(err).__name__}: {err} (run with --debug for details)", file=sys.stderr)
+        say("internal error", f"{type(err).__name__}: {err} (run with --debug for details)")
         return 1

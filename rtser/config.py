@@ -12,15 +12,17 @@ import socket
 from dataclasses import dataclass, field
 
 from .backends import BACKEND_CHOICES, check_threads
+from .audio import MAX_CHANNELS, MAX_RATE, MIN_RATE
 from .errors import RtserError
 from .events import check_event_types
 from .pipeline import check_settings
 from .schema import build, load, load_yaml
+from .text import FORMATS
 
 
 def _check_backoff(retry_seconds: tuple[float, float]) -> None:
-    if not 0 < retry_seconds[0] <= retry_seconds[1]:
-        raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest")
+    if not 0 < retry_seconds[0] <= retry_seconds[1] <= 3600:
+        raise ValueError("retry_seconds must be [first, longest] with 0 < first <= longest <= 3600")
 
 
 @dataclass
@@ -33,19 +35,21 @@ class AudioSettings:
     channel: int | None = None  # which opened channel to use; None: the mean of all (downmix)
     block_seconds: float = 0.05  # audio per capture callback
     buffer_seconds: float = 4.0  # ring buffer: how far the recognizer may fall behind before audio is dropped
-    retry_seconds: tuple[float, float] = (1.0, 30.0)  # backoff from, to, when the device fails or disappears
+    retry_seconds: tuple[float, float] = (0.5, 5.0)  # backoff from, to, when the device fails or disappears (the first retry is at once)
     stall_seconds: float = 3.0  # no audio for this long means the device is gone
 
     def __post_init__(self) -> None:
-        if self.block_seconds <= 0 or self.buffer_seconds < 4 * self.block_seconds:
-            raise ValueError("need block_seconds > 0 and buffer_seconds >= 4 blocks")
+        if self.sample_rate is not None and not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            raise ValueError(f"sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, got {self.sample_rate}")
+        if not 0.001 <= self.block_seconds <= 1 or not 4 * self.block_seconds <= self.buffer_seconds <= 600:
+            raise ValueError("block_seconds must be between 0.001 and 1, and buffer_seconds at least 4 blocks and at most 600")
         _check_backoff(self.retry_seconds)
-        if self.channels is not None and self.channels < 1:
-            raise ValueError("channels must be at least 1")
-        if self.channel is not None and not 0 <= self.channel < (self.channels or 64):
-            raise ValueError("channel must be one of the opened channels (counted from 0)")
-        if self.stall_seconds <= self.block_seconds:
-            raise ValueError("stall_seconds must be longer than block_seconds")
+        if self.channels is not None and not 1 <= self.channels <= MAX_CHANNELS:
+            raise ValueError(f"channels must be between 1 and {MAX_CHANNELS}, got {self.channels}")
+        if self.channel is not None and not 0 <= self.channel < (self.channels or MAX_CHANNELS):
+            raise ValueError(f"channel {self.channel} is not one of the {self.channels or MAX_CHANNELS} channels that can be opened (counted from 0)")
+        if not self.block_seconds < self.stall_seconds <= 3600:
+            raise ValueError("stall_seconds must be longer than block_seconds and at most 3600")
 
 
 @dataclass
@@ -80,6 +84,22 @@ class TlsSettings:
     keyfile: str | None = None
     insecure: bool = False  # skip the host name check (self-signed test brokers only)
 
+    def __post_init__(self) -> None:
+        for name in ("ca_certs", "certfile", "keyfile"):
+            path = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ValueError(f"tls.{name}: no readable file at that path")
+
+
+def check_topic_level(name: str, value: str, separators: bool) -> None:
+    """An MQTT topic part: non-empty UTF-8 of at most 200 bytes, without wildcards (``+``, ``#``),
+    NUL or other control characters, and without ``/`` unless ``separators``."""
+    bad = "+#" if separators else "+#/"
+    if (not value or len(value.encode("utf-8", "replace")) > 200 or any(c in bad or ord(c) < 32 or ord(c) == 127 for c in value)
+            or (separators and "" in value.split("/"))):  # fmt: skip
+        allowed = "levels separated by '/'" if separators else "one level"
+        raise ValueError(f"{name} must be {allowed} of 1 to 200 bytes without '+', '#' or control characters")
+
 
 @dataclass
 class MqttSettings:
@@ -102,10 +122,16 @@ class MqttSettings:
     def __post_init__(self) -> None:
         if self.qos not in (0, 1, 2):
             raise ValueError("qos must be 0, 1 or 2")
-        if self.queue_size < 1 or self.keepalive < 5:
-            raise ValueError("queue_size must be at least 1 and keepalive at least 5 seconds")
-        if not self.site_id or any(c in self.site_id for c in "/#+"):
-            raise ValueError(f"site_id must be non-empty without '/', '#' or '+', got {self.site_id!r}")
+        if self.port is not None and not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if not 1 <= self.queue_size <= 10_000_000 or not 5 <= self.keepalive <= 65535:
+            raise ValueError("queue_size must be between 1 and 10000000 and keepalive between 5 and 65535 seconds")
+        if not 0 < self.connect_timeout <= 300:
+            raise ValueError("connect_timeout must be more than 0 and at most 300 seconds")
+        if self.host is not None and (not self.host or len(self.host) > 253 or any(ord(c) <= 32 for c in self.host)):
+            raise ValueError("host must be a host name or address")
+        check_topic_level("site_id", self.site_id, separators=False)
+        check_topic_level("discovery_prefix", self.discovery_prefix, separators=True)
         _check_backoff(self.retry_seconds)
 
     @property
@@ -121,9 +147,14 @@ class OutputSettings:
     stdout: bool = True  # events as JSON lines on standard output
     status_seconds: float = 30.0  # how often a status event reports counters (0: only on changes)
     events: list[str] | None = None  # event types printed and published; None: all
+    format: str = "auto"  # standard output as json lines, or text for people; auto: text on a terminal
 
     def __post_init__(self) -> None:
         check_event_types(self.events)
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not 0 <= self.status_seconds <= 86400:
+            raise ValueError(f"status_seconds must be between 0 (only on changes) and 86400, got {self.status_seconds}")
 
 
 @dataclass

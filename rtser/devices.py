@@ -10,6 +10,8 @@ from .errors import RtserError
 
 _ALSA_SPEC = re.compile(r"^(?:plug)?hw:(?:CARD=)?([^,]+)(?:,(?:DEV=)?(\d+))?$", re.IGNORECASE)
 _ALSA_IN_NAME = re.compile(r"\(hw:(\d+),(\d+)\)")
+NO_DEVICES = ("no audio input devices found: is a microphone plugged in, and the sound server (PulseAudio, PipeWire) "
+              "running for this user, or the user in group 'audio'? `arecord -l` lists the ALSA cards")
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def resolve_device(spec: str | int | None, devices: list[InputDevice], default: 
     exactly (``hw:1`` never picks ``hw:10``), or a card name (``hw:CARD=Device``). Anything else
     matches a whole name first, then a unique part of a name (case-insensitive)."""
     if not devices:
-        raise RtserError("no audio input devices found")
+        raise RtserError(NO_DEVICES)
     if spec is None or spec == "":
         chosen = [d for d in devices if d.index == default] or devices[:1]
         return chosen[0]

@@ -1,5 +1,29 @@
-"""The one exception type the runtime raises for problems a user can fix."""
+"""The one exception type the runtime raises for problems a user can fix, and rtser's own lines on
+standard error."""
+
+from __future__ import annotations
+
+import sys
 
 
 class RtserError(Exception):
     """A user-facing error: its message is printed as one line, without a traceback."""
+
+
+def say(kind: str, message: str) -> None:
+    """Write ``rtser: KIND: MESSAGE`` as one line on standard error; nothing when standard error is
+    closed or cannot be written (``2>&-``, a full disk): never on standard output, which may be a
+    stream of JSON events."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(f"rtser: {kind}: {' '.join(str(message).split())}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def warn(message: str) -> None:
+    """One ``rtser: warning:`` line on standard error."""
+    say("warning", message)

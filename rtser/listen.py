@@ -5,7 +5,9 @@ through the :class:`~rtser.pipeline.Recognizer` and hands the events to the sink
 ``timestamp``: the Unix time at which the last sample they cover was delivered by the device.
 Status events (``{"type": "status", ...}``) report the device state and counters when something
 changes and every ``status_seconds``. A device that fails is reopened with backoff; the audio missed
-meanwhile counts as a gap in the stream's time line.
+meanwhile counts as a gap in the stream's time line. Intervals (status, stalls, gaps) are measured
+on the monotonic clock, so a wall clock set back (NTP on a board that booted without network) does
+not stop them; only timestamps use the wall clock.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 
 from .capture import Captured, DeviceLost, Microphone
 from .config import ListenConfig
-from .errors import RtserError
+from .errors import RtserError, warn
 from .events import selected
 from .pipeline import Event, Recognizer
 
@@ -23,21 +25,28 @@ from .pipeline import Event, Recognizer
 class Listener:
     """Runs a :class:`Microphone` into a :class:`Recognizer` until stopped."""
 
-    def __init__(self, config: ListenConfig, recognizer: Recognizer, sinks: list):
+    def __init__(self, config: ListenConfig, recognizer: Recognizer, sinks: list | None = None):
         self.config = config
         self.recognizer = recognizer
-        self.sinks = sinks
+        self.sinks = sinks or []
         self.microphone = Microphone(config.audio, recognizer.manifest.features.sample_rate)
         self.position = 0.0  # seconds of stream time so far, gaps included
         self.dropped_seconds = 0.0
         self.device_restarts = 0
         self._state = "starting"
-        self._last_status = 0.0
+        self._last_status = time.monotonic()
+        self._stopped = threading.Lock()  # taken by whoever reports the final status
+
+    def open(self) -> None:
+        """Open the microphone (RtserError when it cannot be: checked before any output starts)."""
+        self.microphone.open()
 
     def run(self, stop: threading.Event) -> None:
-        """Capture and recognize until ``stop`` is set; then flush and report ``stopped``.
-        Raises RtserError only when the device cannot be opened at start."""
-        self.microphone.open()
+        """Capture and recognize until ``stop`` is set (the microphone opened first if it is not);
+        then flush and report ``stopped``. Raises RtserError only when the device cannot be opened
+        at start, or when every output has failed."""
+        if self.microphone.device is None:
+            self.open()
         self._set_state("listening")
         poll = self.config.audio.block_seconds / 2
         try:
@@ -53,8 +62,17 @@ class Listener:
                     self._process(captured)
                 self._maybe_report()
         finally:
-            self.microphone.close()
             self._emit(self.recognizer.flush(), time.time())
+            self.report_stopped()
+
+    def close_device(self) -> None:
+        """Close the microphone (after the outputs: closing may block on a frozen sound server)."""
+        if not self.microphone.close():
+            warn("the sound device did not close within a second (a frozen sound server?); left behind")
+
+    def report_stopped(self) -> None:
+        """The final status event, once, from whichever thread gets here first."""
+        if self._stopped.acquire(blocking=False):
             self._set_state("stopped")
 
     def _process(self, captured: Captured) -> None:
@@ -84,23 +102,25 @@ class Listener:
             return
         for sink in self.sinks:
             sink.deliver(event)
+        if self.sinks and all(getattr(sink, "failed", None) for sink in self.sinks):
+            raise RtserError("every output failed: " + "; ".join(f"{sink.name}: {sink.failed}" for sink in self.sinks))
 
     def _recover(self, lost: DeviceLost, stop: threading.Event) -> None:
         """Close the failed device and reopen it with backoff until it works or ``stop`` is set."""
-        lost_at = self.microphone.last_arrival
+        lost_at, lost_tick = self.microphone.last_arrival, self.microphone.last_tick
         self.microphone.close()
         self._set_state("device_lost", error=str(lost))
-        delay, longest = self.config.audio.retry_seconds
+        delay, (first, longest) = 0.0, self.config.audio.retry_seconds  # the first retry at once
         while not stop.wait(delay):
             try:
                 self.microphone.open(rescan=True)
             except RtserError as err:
-                delay = min(2 * delay, longest)
+                delay = min(max(first, 2 * delay), longest)
                 self._report(event="retry", error=str(err), next_retry_seconds=delay)
                 continue
             self.device_restarts += 1
-            now = time.time()
-            self._gap(now - lost_at, now)
+            missed = max(0.0, time.monotonic() - lost_tick)
+            self._gap(missed, lost_at + missed)
             self._set_state("listening")
             return
 
@@ -110,12 +130,12 @@ class Listener:
 
     def _maybe_report(self) -> None:
         every = self.config.output.status_seconds
-        if every > 0 and time.time() - self._last_status >= every:
+        if every > 0 and time.monotonic() - self._last_status >= every:
             self._report()
 
     def _report(self, **details) -> None:
         now = time.time()
-        self._last_status = now
+        self._last_status = time.monotonic()
         microphone = self.microphone
         event: Event = {
             "type": "status",

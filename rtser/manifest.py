@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import RtserError
+from .schema import ConfigError, build
 from .features import FeatureConfig, count_frames
 from .speech import SpeechDetectorSpec
 from .normalization import METHOD, NormalizationSpec, TrainingVoices, VoiceStatistics
@@ -25,6 +27,10 @@ class WindowSpec:
 
     seconds: float
     hop_seconds: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds) and math.isfinite(self.hop_seconds) and 0 < self.hop_seconds <= self.seconds <= 60):
+            raise ValueError("window must be at most 60 s, with a hop of more than 0 s and at most the window")
 
     def frames(self, features: FeatureConfig) -> int:
         """Feature frames in one window."""
@@ -42,6 +48,10 @@ class SpeechGateSpec:
     floor_db: float = -65.0
     frame_range_db: float = 30.0
     min_speech_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (-200 <= self.floor_db <= 0 and 0 < self.frame_range_db <= 200 and 0 <= self.min_speech_seconds <= 60):
+            raise ValueError("speech_gate needs floor_db in [-200, 0], frame_range_db in (0, 200] and min_speech_seconds in [0, 60]")
 
 
 @dataclass(frozen=True)
@@ -98,29 +108,37 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a manifest may hold")
+
+
 def load_manifest(path: str) -> Manifest:
     """Read and check a manifest; raise RtserError naming the first problem found."""
     manifest_path = find_manifest(path)
     try:
         with open(manifest_path, encoding="utf-8") as handle:
-            raw = json.load(handle)
+            raw = json.load(handle, parse_constant=_no_constant)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RtserError(f"unreadable manifest {manifest_path}: {err}") from None
+    except ValueError as err:
+        raise RtserError(f"invalid manifest {manifest_path}: {err}") from None
     problem = f"invalid manifest {manifest_path}"
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise RtserError(f"{problem}: 'format' must be {FORMAT!r}")
     try:
-        features = FeatureConfig.from_dict(raw["features"])
-        window = WindowSpec(float(raw["window"]["seconds"]), float(raw["window"]["hop_seconds"]))
-        gate = SpeechGateSpec(**raw.get("speech_gate", {}))
-        detector = SpeechDetectorSpec(**raw.get("speech_detector", {}))
-        labels = tuple(str(label) for label in raw["labels"])
+        features = build(FeatureConfig, raw["features"], "features")
+        window = build(WindowSpec, {key: dict(raw["window"])[key] for key in ("seconds", "hop_seconds")}, "window")
+        gate = build(SpeechGateSpec, raw.get("speech_gate", {}), "speech_gate")
+        detector = build(SpeechDetectorSpec, raw.get("speech_detector", {}), "speech_detector")
+        if not isinstance(raw["labels"], list) or not all(isinstance(label, str) and label for label in raw["labels"]):
+            raise ValueError("labels must be a list of names")
+        labels = tuple(raw["labels"])
         normalization = _normalization(raw["normalization"], features)
         networks = dict(raw["networks"])
         temperature = float(dict(raw.get("calibration", {})).get("temperature", 1.0))
     except KeyError as err:
         raise RtserError(f"{problem}: missing key {err}") from None
-    except (TypeError, ValueError) as err:
+    except (ConfigError, TypeError, ValueError, AttributeError) as err:
         raise RtserError(f"{problem}: {err}") from None
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise RtserError(f"{problem}: labels must be at least two distinct names")

@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import sys
 import threading
 from collections import deque
 
 from .config import MqttSettings
-from .errors import RtserError
+from .errors import RtserError, warn
 
 _EVENT_TOPICS = {"utterance": "utterance", "emotion": "emotion", "speech": "speech", "status": "health"}
 _MAX_UNACKNOWLEDGED = 100  # handed to paho but not yet acknowledged by the broker
@@ -29,6 +28,8 @@ _MAX_UNACKNOWLEDGED = 100  # handed to paho but not yet acknowledged by the brok
 
 class MqttSink:
     """Publishes events to an MQTT broker from a sender thread of its own."""
+
+    name = "mqtt"
 
     def __init__(self, settings: MqttSettings, model_name: str = "rtser"):
         import paho.mqtt.client as mqtt
@@ -56,7 +57,11 @@ class MqttSink:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls is not None:
             tls = settings.tls
-            client.tls_set(ca_certs=tls.ca_certs, certfile=tls.certfile, keyfile=tls.keyfile)
+            try:
+                client.tls_set(ca_certs=tls.ca_certs, certfile=tls.certfile, keyfile=tls.keyfile)
+            except (ssl.SSLError, OSError, ValueError) as err:
+                reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or type(err).__name__
+                raise RtserError(f"MQTT TLS files (mqtt.tls) cannot be used: {reason}") from None
             client.tls_insecure_set(tls.insecure)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -80,7 +85,8 @@ class MqttSink:
             raise RtserError(f"TLS with MQTT broker {self.address} failed: {err.reason or err}") from None
         except (OSError, ValueError) as err:
             # Unreachable for now: paho keeps retrying with backoff from its network thread.
-            warning = f"MQTT broker {self.address} not reachable ({err.strerror or err}); retrying, events are queued"
+            reason = getattr(err, "strerror", None) or err
+            warning = f"MQTT broker {self.address} not reachable ({reason}); retrying, events are queued"
         self._client.loop_start()
         self._sender.start()
         if warning is None:
@@ -171,9 +177,16 @@ class MqttSink:
                     return
                 topic, payload, retain = self._pending.popleft()
                 self._handed += 1
-            info = self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+            try:
+                info = self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+            except Exception as err:  # the sender must outlive any one message; settings are checked, so this is a bug
+                with self._wake:
+                    self._acknowledged += 1  # never to be acknowledged: counted as dropped instead
+                    self.dropped += 1
+                warn(f"MQTT publish to {topic} failed: {type(err).__name__}: {err}")
+                continue
             if info.rc not in (0, 4):  # 4: not connected; paho keeps the message and sends it on reconnect
-                print(f"rtser: warning: MQTT publish to {topic} failed ({info.rc})", file=sys.stderr)
+                warn(f"MQTT publish to {topic} failed ({info.rc})")
 
     def _can_send(self) -> bool:
         room = self._handed - self._acknowledged < _MAX_UNACKNOWLEDGED

@@ -4,12 +4,15 @@ drive this one class."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import threading
+import warnings
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .audio import StreamResampler, to_float_mono
+from .audio import StreamResampler, audio_array, check_rate, scale_problem, to_float_mono
 from .backends import Backend, load_backend
 from .calibration import temperature_scaled
 from .errors import RtserError
@@ -26,6 +29,11 @@ Event = dict
 # Audio is worked on in batches of at least this much (smaller pushes wait for the next): the cost
 # of a batch is mostly fixed, so 10 ms pushes would cost three times what 1 s pushes do.
 BATCH_SECONDS = 0.1
+MAX_BLOCK_SECONDS = 5.0  # and at most this much of a push at once
+
+
+class AudioWarning(UserWarning):
+    """Audio that rtser takes but that is probably not what the caller meant (its scale)."""
 
 
 def load_model(
@@ -67,7 +75,8 @@ class Recognizer:
     ``utterance`` event when it ends, its label ``"uncertain"`` below ``min_confidence``. Events are
     dicts; see the README for their fields. Audio is worked on in batches of ``BATCH_SECONDS``, so
     an event can come one push later than the audio that completed it. One recognizer serves one
-    stream from one thread.
+    stream; calls from several threads are taken one at a time (a lock), so their audio joins one
+    stream in the order the calls get the lock.
     """
 
     def __init__(
@@ -105,15 +114,18 @@ class Recognizer:
         self._voice = self.manifest.voice_statistics()
         self._smoother = Smoother(smoothing, switch_margin)
         self._on_event = on_event
+        self._lock = threading.RLock()
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream so far, the voice's statistics included (call it when another speaker
         or microphone takes over); the next push starts a new stream at time 0."""
-        self._stretch_start = 0.0
-        self._voice.reset()
-        self.non_finite_samples = 0
-        self._start_stretch()
+        with self._lock:
+            self._stretch_start = 0.0
+            self._voice.reset()
+            self.non_finite_samples = 0
+            self._warned: set[str] = set()
+            self._start_stretch()
 
     def _start_stretch(self) -> None:
         # A stretch is contiguous audio; a gap in the input starts a new one (and ends any speech).
@@ -131,15 +143,30 @@ class Recognizer:
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Event]:
         """Feed samples (``[n]`` or ``[n, channels]``, int or float) at ``sample_rate`` (the model's
-        rate if None); return the events they completed."""
-        rate = int(sample_rate or self._features.sample_rate)
-        if self._resampler is None:
-            self._resampler = StreamResampler(rate, self._features.sample_rate)
-        elif rate != self._resampler.in_rate:
-            raise RtserError(f"sample rate changed from {self._resampler.in_rate} to {rate} mid-stream; call reset()")
-        mono, bad = to_float_mono(samples)
-        self.non_finite_samples += bad
-        return self._hear(self._resampler.process(mono))
+        rate if None); return the events they completed. A push of any length is worked on in
+        blocks of at most ``MAX_BLOCK_SECONDS``, so memory does not grow with it."""
+        with self._lock:
+            rate = self._features.sample_rate if sample_rate is None else check_rate(sample_rate)
+            if self._resampler is None:
+                self._resampler = StreamResampler(rate, self._features.sample_rate)
+            elif rate != self._resampler.in_rate:
+                raise RtserError(f"sample rate changed from {self._resampler.in_rate} to {rate} mid-stream; call reset()")
+            samples = audio_array(samples)
+            self._check_scale(samples)
+            block = round(MAX_BLOCK_SECONDS * rate)
+            events: list[Event] = []
+            for start in range(0, max(len(samples), 1), block):
+                mono, bad = to_float_mono(samples[start : start + block])
+                self.non_finite_samples += bad
+                events += self._hear(self._resampler.process(mono))
+            return events
+
+    def _check_scale(self, samples: np.ndarray) -> None:
+        """Warn once per stream about samples whose scale looks wrong (they would give no events)."""
+        problem = scale_problem(samples)
+        if problem is not None and problem not in self._warned:
+            self._warned.add(problem)
+            warnings.warn(problem, AudioWarning, stacklevel=3)
 
     def _hear(self, samples: np.ndarray, last: bool = False) -> list[Event]:
         self._stretch_samples += len(samples)
@@ -159,15 +186,19 @@ class Recognizer:
         """End of stream: drain the resampler, judge the last frames, close the speech still open
         (its last window and its utterance). Audio pushed afterwards continues the stream's time
         line and the voice's statistics."""
-        return self._end_stretch()
+        with self._lock:
+            return self._end_stretch()
 
     def gap(self, seconds: float) -> list[Event]:
         """Audio of ``seconds`` was lost (a capture overflow, a device that came back): finish the
         audio before the gap like :meth:`flush`, and count the gap in the times of later events,
         so no window ever joins audio from both sides of it."""
-        events = self._end_stretch()
-        self._stretch_start += max(0.0, float(seconds))
-        return events
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.number)) or not math.isfinite(seconds) or seconds < 0:
+            raise RtserError(f"a gap must be a finite number of seconds, 0 or more, got {seconds!r}"[:120])
+        with self._lock:
+            events = self._end_stretch()
+            self._stretch_start += float(seconds)
+            return events
 
     def _end_stretch(self) -> list[Event]:
         tail = self._resampler.process(np.zeros(0, np.float32), last=True) if self._resampler else np.zeros(0, np.float32)

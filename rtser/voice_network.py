@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import RtserError
 from .features import FeatureConfig
+from .schema import ConfigError, build
 
 FORMAT = "rtser-voice-network/1"
 ARRAYS = ("mean", "std", "w_in", "b_in", "w_context", "b_context", "w_mix", "b_mix", "w_out", "b_out")
@@ -77,8 +78,8 @@ def load_voice_network(path: str) -> VoiceNetwork:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RtserError(f"{problem}: format must be {FORMAT!r}")
     try:
-        network = VoiceNetwork(FeatureConfig.from_dict(meta["features"]), int(meta["past"]), int(meta["future"]), int(meta["dilation"]), arrays)
-    except (KeyError, TypeError, ValueError) as err:
+        network = VoiceNetwork(build(FeatureConfig, meta["features"], "features"), int(meta["past"]), int(meta["future"]), int(meta["dilation"]), arrays)
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
         raise RtserError(f"{problem}: {err}") from None
     n, hidden = network.features.n_features, arrays["w_in"].shape[-1]
     shapes = {"mean": (n,), "std": (n,), "w_in": (n, hidden), "b_in": (hidden,), "w_context": (network.taps * hidden, arrays["w_context"].shape[-1])}

@@ -35,18 +35,22 @@ $SUDO "$prefix/venv/bin/pip" install -q --disable-pip-version-check .
 $SUDO "$prefix/venv/bin/rtser" info > /dev/null   # the shipped model loads
 "$prefix/venv/bin/rtser" devices || true
 
+# the system user the service runs as (and the group that may read the config, which can hold an
+# MQTT password: mode 640, root:rtser, never world-readable)
+id rtser >/dev/null 2>&1 || $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin --groups audio rtser
+
 echo "== configuration in /etc/rtser"
 $SUDO install -d -m 755 /etc/rtser
 if [ -f /etc/rtser/config.yaml ]; then
     echo "keeping the existing /etc/rtser/config.yaml"
 else
-    $SUDO install -m 644 "$config" /etc/rtser/config.yaml
+    $SUDO install -m 640 -o root -g rtser "$config" /etc/rtser/config.yaml
 fi
+$SUDO chmod o-rwx /etc/rtser/config.yaml && $SUDO chgrp rtser /etc/rtser/config.yaml
 [ -f /etc/rtser/rtser.env ] || printf '# RTSER_MQTT_USERNAME=\n# RTSER_MQTT_PASSWORD=\n' | $SUDO install -m 600 /dev/stdin /etc/rtser/rtser.env
 
 if [ "$service" -eq 1 ]; then
     echo "== service"
-    id rtser >/dev/null 2>&1 || $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin --groups audio rtser
     sed "s#/opt/rtser/venv#$prefix/venv#" scripts/rtser.service | $SUDO install -m 644 /dev/stdin /etc/systemd/system/rtser.service
     $SUDO systemctl daemon-reload
     $SUDO systemctl enable --now rtser

@@ -73,12 +73,22 @@ class PulseAudio:
         )  # fmt: skip
         wait_for(lambda: subprocess.run([need("pactl"), "info"], env=self.env, capture_output=True).returncode == 0, 15, "pulseaudio")
 
+    def pid(self) -> int | None:
+        """The daemon's process id, None when it is not running."""
+        try:
+            return int(open(os.path.join(self.env["XDG_RUNTIME_DIR"], "pulse", "pid")).read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop the daemon's process where it is (SIGSTOP), as a hung sound server, or let it go on."""
+        os.kill(self.pid(), signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def kill(self) -> None:
         """Stop the daemon abruptly, as a sound server crash or an unplugged card would."""
         pid_file = os.path.join(self.env["XDG_RUNTIME_DIR"], "pulse", "pid")
-        try:
-            pid = int(open(pid_file).read().strip())
-        except (OSError, ValueError):
+        pid = self.pid()
+        if pid is None:
             return
         try:
             os.kill(pid, signal.SIGKILL)

@@ -3,13 +3,18 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import wave
 
 import numpy as np
 import pytest
 import soundfile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from .conftest import DEFAULT_MODEL, SAMPLE, run_rtser
+from .conftest import DEFAULT_MODEL, ROOT, SAMPLE, run_rtser
 
 
 def _assert_one_line_error(done, *fragments):
@@ -63,6 +68,19 @@ def test_truncated_data_gives_events_for_what_is_there(tmp_path):
     events = [json.loads(line) for line in done.stdout.splitlines()]
     duration = soundfile.info(SAMPLE).duration
     assert events and all(e.get("end", 0) <= duration * 2 / 3 + 0.05 for e in events)
+
+
+
+def test_a_file_cut_short_while_it_is_read_is_reported(tmp_path):
+    path = tmp_path / "shrinking.wav"
+    samples, rate = soundfile.read(SAMPLE, dtype="int16")
+    soundfile.write(path, np.tile(samples, 2), rate, subtype="PCM_16")
+    replay = subprocess.Popen([sys.executable, "-m", "rtser", "replay", str(path), "--realtime"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert json.loads(replay.stdout.readline())["type"] == "speech"  # it is reading
+    with open(path, "r+b") as handle:
+        handle.truncate(handle.seek(0, 2) // 3)
+    out, err = replay.communicate(timeout=60)
+    assert replay.returncode == 0 and err.startswith("rtser: warning: ") and "its header announces (cut short?)" in err, err
 
 
 @pytest.fixture
@@ -123,11 +141,15 @@ def test_feature_shape_that_does_not_match_the_input(model_copy, kind):
     [
         (lambda m: m.pop("labels"), "missing key 'labels'"),
         (lambda m: m.update(format="other"), "format"),
-        (lambda m: m["features"].update(colour=1), "unknown feature settings: colour"),
+        (lambda m: m["features"].update(colour=1), "features.colour: unknown key"),
         (lambda m: m["normalization"].update(mean=[1.0]), "normalization has 1 means"),
         (lambda m: m["normalization"].update(method="window_cmn"), "normalization method must be 'speaker_running'"),
         (lambda m: m["normalization"]["std"].__setitem__(3, 0.0), "positive deviations"),
-        (lambda m: m["normalization"].update(memory_seconds=float("nan")), "finite values"),
+        (lambda m: m["normalization"].update(memory_seconds=float("nan")), "NaN is not a number a manifest may hold"),
+        (lambda m: m.update(labels="anger"), "labels must be a list of names"),
+        (lambda m: m["window"].update(seconds="NaN"), "window.seconds: expected a finite number, got str"),
+        (lambda m: m["speech_gate"].update(frame_range_db=[]), "speech_gate.frame_range_db: expected a finite number, got list"),
+        (lambda m: m["features"].update(n_fft=1 << 30), "n_fft 16-16384"),
         (lambda m: m["normalization"].update(voices={"temperature": 30, "mean": [[0.0]], "std": [[1.0]]}), "voices need mean and std of [voices, "),
         (lambda m: m["normalization"].update(voices={"temperature": 0, "mean": [m["normalization"]["mean"]], "std": [m["normalization"]["std"]]}), "positive temperature"),
         (lambda m: m.update(networks={}), "networks"),
@@ -206,3 +228,109 @@ def _truncated_detector(folder, refresh_hash):
 def test_a_broken_speech_detector_is_one_clear_error(model_copy, change, fragments):
     change(model_copy)
     _assert_one_line_error(run_rtser("replay", SAMPLE, "--model", str(model_copy)), *fragments)
+
+
+def test_output_that_cannot_be_written_and_a_closed_stderr_are_clean_errors(tmp_path):
+    for redirect, fragment in ((">/dev/full", "cannot write to standard output: No space left on device"), (">&-", "standard output is closed")):
+        done = subprocess.run(f"{sys.executable} -m rtser replay {SAMPLE} {redirect}", shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        _assert_one_line_error(done, fragment)
+    # with standard error closed the error goes nowhere, never into the events on standard output
+    done = subprocess.run(f"{sys.executable} -m rtser replay {tmp_path / 'none.wav'} 2>&-", shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    # a reader that goes away early is no error
+    done = subprocess.run(f"{sys.executable} -m rtser replay {SAMPLE} | head -1", shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stderr == "" and json.loads(done.stdout)["type"] == "speech"
+
+
+def test_a_fifo_is_refused_at_once_and_bench_needs_audio(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    _assert_one_line_error(run_rtser("replay", str(fifo), timeout=20), "not a regular file")
+    _assert_one_line_error(run_rtser("bench", "--seconds", "0"), "--seconds must be between 1 and 36000")
+
+
+@pytest.mark.parametrize("rate", [True, 1, 2**50, float("nan"), -16000, 16000.5])
+def test_a_sample_rate_rtser_cannot_take_is_one_error(rate):
+    from rtser import Recognizer, RtserError
+
+    with pytest.raises(RtserError, match="sample rate must be a whole number of Hz between 4000 and 768000"):
+        Recognizer().push(np.zeros(1600, np.float32), rate)
+
+
+def test_audio_in_a_shape_or_scale_that_gives_no_events_is_an_error_or_a_warning(speech):
+    from rtser import AudioWarning, Recognizer, RtserError
+
+    recognizer = Recognizer()
+    with pytest.raises(RtserError, match=r"more than 64 channels: pass \[samples, channels\]"):
+        recognizer.push(np.stack([speech, speech]), 16000)
+    for gap in (float("inf"), -1.0, "3"):
+        with pytest.raises(RtserError, match="a gap must be a finite number of seconds"):
+            recognizer.gap(gap)
+    int16 = np.round(speech * 32767)
+    for samples, warning in ((int16.astype(np.float32), "float samples reach"), (int16.astype(np.int32), "int32 samples stay within the 16-bit range")):
+        recognizer.reset()
+        with pytest.warns(AudioWarning, match=warning) as caught:
+            recognizer.push(samples, 16000)
+            recognizer.push(samples, 16000)
+        assert len(caught) == 1  # once per stream
+
+
+def test_a_long_push_is_worked_on_in_bounded_memory():
+    program = (
+        "import resource, numpy as np, soundfile; from rtser import Recognizer\n"
+        f"x, rate = soundfile.read({SAMPLE!r}, dtype='int16')\n"
+        "recognizer = Recognizer(); recognizer.push(x[:1600], rate)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "events = recognizer.push(np.tile(x, 300 * rate // len(x)), rate) + recognizer.flush()\n"
+        "print(len(events), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    events, grown_mb = done.stdout.split()
+    assert int(events) > 100 and float(grown_mb) < 100, done.stdout  # five minutes in one push (before: about 1.1 GB)
+
+
+def test_pushes_from_several_threads_are_taken_one_at_a_time(speech):
+    from rtser import Recognizer
+
+    recognizer, failures, events = Recognizer(), [], []
+
+    def pusher():
+        try:
+            for start in range(0, len(speech), 800):
+                events.extend(recognizer.push(speech[start : start + 800], 16000))
+        except Exception as err:  # noqa: BLE001 - any failure is the finding
+            failures.append(repr(err))
+
+    threads = [threading.Thread(target=pusher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    events += recognizer.flush()
+    assert failures == [] and any(e["type"] == "utterance" for e in events)
+
+
+@settings(max_examples=120, deadline=None)
+@given(path=st.lists(st.sampled_from(["features", "window", "speech_gate", "speech_detector", "normalization", "calibration", "labels", "networks", "n_fft",
+                                      "seconds", "hop_seconds", "threshold", "mean", "temperature", "frame_range_db", "kind", "pitch", "0"]), min_size=1, max_size=3),
+       value=st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text(max_size=5) | st.lists(st.integers(), max_size=3) | st.just({}))
+def test_any_damaged_manifest_is_run_or_refused_with_an_rtser_error(tmp_path_factory, path, value):
+    from rtser import Recognizer, RtserError
+
+    folder = tmp_path_factory.mktemp("model")
+    for name in os.listdir(DEFAULT_MODEL):
+        shutil.copy(os.path.join(DEFAULT_MODEL, name), folder / name)
+    manifest = json.loads((folder / "model.json").read_text())
+    target = manifest
+    for key in path[:-1]:
+        target = target.get(key) if isinstance(target, dict) else None
+    if isinstance(target, dict):
+        target[path[-1]] = value
+    (folder / "model.json").write_text(json.dumps(manifest))
+    try:
+        recognizer = Recognizer(str(folder))
+    except RtserError as err:
+        assert "\n" not in str(err)
+        return
+    recognizer.push(np.zeros(4000, np.float32))
+    recognizer.flush()

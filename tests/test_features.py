@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from rtser.features import FeatureConfig, StreamingExtractor, count_frames, extract
 from rtser.pitch import REFERENCE_HZ, THRESHOLD
+from rtser.schema import ConfigError, build
 
 CONFIGS = [
     FeatureConfig(),
@@ -123,8 +124,8 @@ def test_bad_config_is_refused():
         FeatureConfig(pitch=True, pitch_fmin=40.0)
     with pytest.raises(ValueError, match="need 0 < pitch_fmin < pitch_fmax"):
         FeatureConfig(pitch=True, pitch_fmin=0.0)
-    with pytest.raises(ValueError, match="unknown feature settings: colour"):
-        FeatureConfig.from_dict({"colour": 1})
+    with pytest.raises(ConfigError, match="features.colour: unknown key"):
+        build(FeatureConfig, {"colour": 1}, "features")
 
 
 def test_features_hold_blas_to_one_thread_in_a_program_that_loaded_numpy_first():

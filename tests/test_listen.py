@@ -4,8 +4,10 @@ real EMO-DB speech. Events must match `rtser replay` of the same files."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import soxr
 from rtser.config import load_listen_config
 from rtser.listen import Listener
 from rtser.pipeline import Recognizer
+from rtser.sinks import LineSink, QueuedSink
 
 from .conftest import DATA
 from .realparts import LiveRun, play_each, segments, wait_for
@@ -124,3 +127,55 @@ def test_a_stalled_consumer_drops_reports_and_recovers_within_one_window(pulse_h
     window = recognizer.manifest.window.seconds
     assert after[0]["end"] - gap_end <= window  # recovered within one window
     assert all(not (e["start"] < gap_end - 1e-3 < e["end"]) for e in sink.events if e["type"] == "emotion")
+
+
+def test_a_sink_that_blocks_or_fails_never_blocks_the_caller_and_counts_what_it_lost():
+    reader, writer = os.pipe()  # a real pipe nobody reads: its writer blocks once it holds 64 KB
+    blocked = QueuedSink(LineSink(os.fdopen(writer, "w")), queue_size=100)
+    started = time.monotonic()
+    for n in range(1000):
+        blocked.deliver({"type": "status", "n": n, "padding": "x" * 3000})
+    assert time.monotonic() - started < 1.0
+    stats = blocked.stats()["stdout"]
+    assert stats["queued"] <= 101 and stats["dropped"] >= 1000 - 101 - 64 * 1024 // 3000
+    fitted = 64 * 1024 // 3000 + 1  # what the pipe can hold
+    assert 1000 - fitted <= blocked.close(timeout=0.2) <= 1000
+    os.close(reader)
+
+    disk_full = open("/dev/full", "w")
+    full = QueuedSink(LineSink(disk_full))
+    for n in range(10):
+        full.deliver({"type": "status", "n": n})
+    wait_for(lambda: full.failed is not None, 5, "the write to fail")
+    assert "No space left on device" in full.failed and full.close() == 10
+    with contextlib.suppress(OSError):  # what it could not write is still in its buffer
+        disk_full.close()
+
+
+def test_status_events_go_on_when_the_wall_clock_is_set_back(pulse_here, monkeypatch):
+    config = load_listen_config(None, {"audio": {"device": "emo_mic"}, "output": {"status_seconds": 0.1}})
+    statuses = []
+
+    class Collect:
+        name = "collect"
+
+        def deliver(self, event):
+            if event["type"] == "status":
+                statuses.append(event)
+
+        def stats(self):
+            return {}
+
+    listener = Listener(config, Recognizer(), [Collect()])
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop,))
+    thread.start()
+    wait_for(lambda: len(statuses) >= 3, 20, "status events")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # NTP sets the clock an hour back
+    before = len(statuses)
+    wait_for(lambda: len(statuses) >= before + 5, 10, "status events after the clock went back")
+    stop.set()
+    thread.join(10)
+    listener.close_device()
+    assert statuses[-1]["state"] == "stopped"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -14,7 +16,7 @@ from rtser.config import MqttSettings, TlsSettings
 from rtser.errors import RtserError
 from rtser.mqtt import MqttSink
 
-from .conftest import run_rtser
+from .conftest import ROOT, run_rtser
 from .realparts import LiveRun, Mosquitto, Subscriber, accepts, free_port, need, play_each, wait_for
 
 
@@ -188,11 +190,11 @@ def secure_broker(tmp_path):
     server.stop()
 
 
-def test_wrong_password_is_one_clear_error(secure_broker, tmp_path):
+def test_wrong_password_is_one_clear_error(pulse, secure_broker, tmp_path):
     server, _, _ = secure_broker
     path = tmp_path / "board.yaml"
-    path.write_text(f"mqtt: {{host: 127.0.0.1, port: {server.port}, username: robot}}\n")
-    done = run_rtser("listen", "--config", str(path), env={**os.environ, "RTSER_MQTT_PASSWORD": "wrong-password"})
+    path.write_text(f"audio: {{device: emo_mic}}\nmqtt: {{host: 127.0.0.1, port: {server.port}, username: robot}}\n")
+    done = run_rtser("listen", "--config", str(path), env={**pulse.env, "RTSER_MQTT_PASSWORD": "wrong-password"})
     assert done.returncode == 2
     assert done.stderr.startswith(f"rtser: error: MQTT broker 127.0.0.1:{server.port} refused the connection: ")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -220,3 +222,56 @@ def test_tls_with_an_unknown_certificate_authority_is_refused(secure_broker):
     )  # fmt: skip
     with pytest.raises(RtserError, match=f"TLS with MQTT broker 127.0.0.1:{tls_port} failed: CERTIFICATE_VERIFY_FAILED"):
         MqttSink(settings).start()
+
+
+def _stalled_listen(pulse, broker, tmp_path, site: str) -> subprocess.Popen:
+    """``rtser listen`` whose standard output is a pipe nobody reads, publishing to the broker."""
+    command = [sys.executable, "-m", "rtser", "listen", "--config", board_file(tmp_path, broker, site), "--status-seconds", "0.05"]
+    return subprocess.Popen(command, cwd=ROOT, env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _stop_within(process: subprocess.Popen, seconds: float) -> float:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    return time.monotonic() - started
+
+
+def test_a_stalled_stdout_reader_costs_only_stdout_events_and_sigterm_still_ends_rtser(pulse, broker, tmp_path):
+    watcher = Subscriber(broker.port, ["rtser/stalled/#"])
+    process = _stalled_listen(pulse, broker, tmp_path, "stalled")
+    # status events (about 300 bytes) 20 times a second fill the 64 KB pipe within seconds; MQTT must go on
+    wait_for(lambda: len(watcher.events("rtser/stalled/health")) > 400, 60, "status events past a full pipe")
+    later = len(watcher.events("rtser/stalled/health"))
+    wait_for(lambda: len(watcher.events("rtser/stalled/health")) > later + 20, 10, "status events still coming")
+    assert watcher.events("rtser/stalled/health")[-1]["stdout"]["queued"] > 100  # waiting for the reader, counted in status
+    assert _stop_within(process, 30) < 3 and process.returncode == 0
+    wait_for(lambda: any(e["state"] == "stopped" for e in watcher.events("rtser/stalled/health")), 10, "the final status")
+    watcher.close()
+
+
+def test_sigterm_ends_rtser_within_two_seconds_when_the_sound_server_hangs(pulse, broker, tmp_path):
+    watcher = Subscriber(broker.port, ["rtser/frozen/#"])
+    run = LiveRun("--config", board_file(tmp_path, broker, "frozen"), "--status-seconds", "0.2", env=pulse.env)
+    run.wait_for_audio()
+    pulse.freeze(True)
+    try:
+        run.wait_for(lambda e: e["type"] == "status" and e["state"] == "device_lost", 20, "the device lost")
+        time.sleep(1.0)  # rtser is now stuck in PortAudio, reopening the device on a server that does not answer
+        started = time.monotonic()
+        code, _ = run.stop()
+        took = time.monotonic() - started
+    finally:
+        pulse.freeze(False)
+    assert code == 0 and took < 3.0, took
+    final = run.events[-1]
+    assert final["type"] == "status" and final["state"] == "stopped"
+    wait_for(lambda: any(e["state"] == "stopped" for e in watcher.events("rtser/frozen/health")), 10, "the final status on MQTT")
+    watcher.close()
+
+
+def test_a_missing_microphone_is_reported_before_the_broker_is_tried(pulse, tmp_path):
+    path = tmp_path / "board.yaml"
+    path.write_text(f"audio: {{device: no-such-microphone}}\nmqtt: {{host: 127.0.0.1, port: {free_port()}}}\n")
+    done = run_rtser("listen", "--config", str(path), env=pulse.env)
+    assert done.returncode == 2 and done.stderr == "rtser: error: no input device matches 'no-such-microphone' (see `rtser devices`)\n"

@@ -1,6 +1,9 @@
 """The recognizer on real speech with the shipped int8 model: replay, library API, gate, resampling."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import soxr
 
 from rtser import Recognizer, RtserError
 
-from .conftest import SAMPLE, run_rtser
+from .conftest import ROOT, SAMPLE, run_rtser
 
 EMOTION_KEYS = {"type", "start", "end", "label", "confidence", "probs", "window_probs"}
 
@@ -199,3 +202,44 @@ def test_runtime_imports_no_training_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code, SAMPLE], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_text_format_is_one_readable_line_per_utterance_and_speech_change():
+    as_json = [json.loads(line) for line in run_rtser("replay", SAMPLE).stdout.splitlines()]  # a pipe: JSON by default
+    utterance = next(e for e in as_json if e["type"] == "utterance")
+    done = run_rtser("replay", SAMPLE, "--format", "text")
+    assert done.returncode == 0 and "\x1b[" not in done.stdout  # no colour off a terminal
+    lines = done.stdout.splitlines()
+    assert len(lines) == sum(e["type"] in ("utterance", "speech") for e in as_json)
+    assert lines[0].endswith("speech starts") and lines[1].endswith("speech stops")
+    assert f"{utterance['label']}" in lines[2] and f"{round(100 * utterance['confidence'])}%" in lines[2] and "█" in lines[2]
+    windows = run_rtser("replay", SAMPLE, "--format", "text", "--events", "emotion").stdout.splitlines()
+    assert len(windows) == sum(e["type"] == "emotion" for e in as_json) and all(" window " in line for line in windows)
+
+
+def test_a_terminal_gets_text_in_colour_unless_no_color_is_set():
+    import pty
+
+    def on_terminal(*args, **env):
+        leader, follower = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "rtser", *args], cwd=ROOT, stdout=follower, stderr=subprocess.PIPE,
+                                   env={**os.environ, **env})  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(60) == 0
+        os.close(leader)
+        return b"".join(chunks).decode()
+
+    coloured = on_terminal("replay", SAMPLE)
+    assert "speech starts" in coloured and "\x1b[1;31manger" in coloured and "{" not in coloured
+    plain = on_terminal("replay", SAMPLE, NO_COLOR="1")
+    assert "speech starts" in plain and "\x1b[" not in plain
+    assert on_terminal("info").startswith("model ") and json.loads(on_terminal("info", "--json"))["manifest"]["labels"]

@@ -145,6 +145,7 @@ def cmd_listen(args) -> int:
     if not stdout and not config.mqtt.host:
         raise RtserError("no output for the events: standard output is off or closed and no MQTT host is set (--mqtt-host or mqtt.host)")
     listener = Listener(config, recognizer)
+    listener.meter = sys.stderr if args.meter else None
     listener.open()  # the device first: a missing microphone is reported before the broker is tried
     sinks = listener.sinks
     if stdout:
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--site-id", help="topic prefix rtser/<site-id>/ (default: the host name)")
     listen.add_argument("--status-seconds", type=float, help="seconds between status events (default 30)")
     listen.add_argument("--quiet", action="store_true", help="no events on stdout (MQTT only)")
+    listen.add_argument("--meter", action="store_true", help="show the input level and whether speech is heard, on stderr")
     listen.set_defaults(run=cmd_listen)
 
     devices = add_command("devices", help="list audio input devices")

@@ -12,14 +12,49 @@ not stop them; only timestamps use the wall clock.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from typing import TextIO
+
+import numpy as np
 
 from .capture import Captured, DeviceLost, Microphone
 from .config import ListenConfig
 from .errors import RtserError, warn
 from .events import selected
 from .pipeline import Event, Recognizer
+
+
+QUIET_SECONDS = 10.0  # input this long below the speech detector's floor is reported
+METER_SECONDS = 0.25  # how often --meter shows the level
+
+
+class InputLevel:
+    """The input's level (dBFS, the loudest 10 ms of each block) and how long it has stayed below
+    ``floor_dbfs``, the level under which the speech detector hears nothing."""
+
+    def __init__(self, floor_dbfs: float):
+        self.floor_dbfs = floor_dbfs
+        self.dbfs = -120.0
+        self.quiet_seconds = 0.0
+        self.warned = False
+
+    def hear(self, samples: np.ndarray, rate: int) -> bool:
+        """Take a block (``[n, channels]``); True when the input has just stayed too quiet for
+        ``QUIET_SECONDS`` (once, until it is loud again)."""
+        step = max(1, rate // 100)
+        mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+        usable = mono[: len(mono) // step * step].reshape(-1, step) if len(mono) >= step else mono[None]
+        self.dbfs = float(10 * np.log10(np.max(np.mean(np.square(usable, dtype=np.float64), axis=1)) + 1e-12))
+        if self.dbfs >= self.floor_dbfs:
+            self.quiet_seconds, self.warned = 0.0, False
+            return False
+        self.quiet_seconds += len(mono) / rate
+        if self.quiet_seconds >= QUIET_SECONDS and not self.warned:
+            self.warned = True
+            return True
+        return False
 
 
 class Listener:
@@ -36,6 +71,10 @@ class Listener:
         self._state = "starting"
         self._last_status = time.monotonic()
         self._stopped = threading.Lock()  # taken by whoever reports the final status
+        self._level = InputLevel(recognizer.manifest.speech_detector.floor_dbfs)
+        self._connections: tuple = ()  # the outputs' connection states last reported
+        self.meter: TextIO | None = None  # where --meter shows the input level
+        self._last_meter = 0.0
 
     def open(self) -> None:
         """Open the microphone (RtserError when it cannot be: checked before any output starts)."""
@@ -82,9 +121,29 @@ class Listener:
             self.dropped_seconds += seconds
             self._report(event="overflow", lost_seconds=round(seconds, 3))
             self._gap(seconds, captured.arrival - len(captured.samples) / rate)
+        if self._level.hear(captured.samples, rate):
+            floor = self._level.floor_dbfs
+            warn(f"the input has stayed below {floor:g} dBFS for {QUIET_SECONDS:g} s: speech that quiet is not heard "
+                 "(a muted microphone, or its gain too low? alsamixer or pavucontrol set it)")  # fmt: skip
+            self._report(event="input_too_quiet", level_dbfs=round(self._level.dbfs, 1))
         events = self.recognizer.push(captured.samples, rate)
         self.position += len(captured.samples) / rate
         self._emit(events, captured.arrival)
+        self._show_meter()
+
+    def _show_meter(self) -> None:
+        """The input level and whether speech is heard, on the meter's stream (``--meter``)."""
+        now = time.monotonic()
+        if self.meter is None or now - self._last_meter < METER_SECONDS:
+            return
+        self._last_meter = now
+        level = self._level.dbfs
+        bar = "█" * max(0, min(30, round((level + 90) / 3)))
+        heard = "speech" if self.recognizer.in_speech else ("too quiet" if level < self._level.floor_dbfs else "")
+        end = "\r" if self.meter.isatty() else "\n"
+        with contextlib.suppress(OSError, ValueError):
+            self.meter.write(f"{level:6.1f} dBFS {bar:<30} {heard:<9}{end}")
+            self.meter.flush()
 
     def _gap(self, seconds: float, resumed_at: float) -> None:
         # Events closing the audio before a gap end where that audio ended: before the gap began.
@@ -129,6 +188,13 @@ class Listener:
         self._report(**details)
 
     def _maybe_report(self) -> None:
+        connections = tuple(sorted((name, stats["connected"]) for sink in self.sinks for name, stats in sink.stats().items() if "connected" in stats))
+        if connections != self._connections:
+            changed = [f"{name}_{'connected' if up else 'disconnected'}" for name, up in sorted(set(connections) - set(self._connections))]
+            self._connections = connections
+            if changed and self._state != "starting":
+                self._report(event=",".join(changed))
+                return
         every = self.config.output.status_seconds
         if every > 0 and time.monotonic() - self._last_status >= every:
             self._report()

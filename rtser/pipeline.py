@@ -141,6 +141,11 @@ class Recognizer:
         self._speech: SpeechSegment | None = None
         self._loud_run = 0  # loud frames in a row up to the newest
 
+    @property
+    def in_speech(self) -> bool:
+        """Whether the stream is inside a reported stretch of speech."""
+        return self._speech is not None and self._speech.confirmed
+
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Event]:
         """Feed samples (``[n]`` or ``[n, channels]``, int or float) at ``sample_rate`` (the model's
         rate if None); return the events they completed. A push of any length is worked on in

@@ -179,3 +179,14 @@ def test_status_events_go_on_when_the_wall_clock_is_set_back(pulse_here, monkeyp
     thread.join(10)
     listener.close_device()
     assert statuses[-1]["state"] == "stopped"
+
+
+def test_a_silent_microphone_is_reported_and_the_meter_shows_the_level(pulse):
+    run = LiveRun("--device", "emo_mic", "--status-seconds", "0.5", "--meter", env=pulse.env)  # nothing plays: digital silence
+    quiet = run.wait_for(lambda e: e.get("event") == "input_too_quiet", 30, "the quiet input to be reported")
+    assert quiet["level_dbfs"] < -70 and quiet["time"] >= 9.9  # the stream time before the block that made the 10 s
+    code, stderr = run.stop()
+    assert code == 0
+    assert stderr.count("rtser: warning: the input has stayed below -70 dBFS for 10 s") == 1  # once, not every block
+    meter = [line for line in stderr.splitlines() if "dBFS" in line and "warning" not in line]
+    assert meter and all(line.split()[0] == "-120.0" or float(line.split()[0]) < -70 for line in meter) and "too quiet" in meter[-1]

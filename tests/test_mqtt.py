@@ -83,12 +83,14 @@ def test_a_30_second_broker_outage_loses_no_event(pulse, broker, clips, tmp_path
     play_each(pulse, run, [clips[0][0]])
     broker.stop()
     down = time.monotonic()
-    run.wait_for(lambda e: e["type"] == "status" and not e["mqtt"]["connected"], 10, "rtser to notice the outage")
+    noticed = run.wait_for(lambda e: e["type"] == "status" and not e["mqtt"]["connected"], 10, "rtser to notice the outage")
+    assert noticed.get("event") == "mqtt_disconnected"  # reported when it happens, not at the next periodic status
     play_each(pulse, run, [clips[1][0]])  # speech while the broker is away
     time.sleep(max(0.0, 30 - (time.monotonic() - down)))
     queued = run.wait_for(lambda e: e["type"] == "status" and e["mqtt"]["queued"] >= 20, 10, "queued events")
     broker.start()
-    run.wait_for(lambda e: e["type"] == "status" and e["mqtt"]["connected"], 30, "reconnection", after=run.events.index(queued))
+    back = run.wait_for(lambda e: e["type"] == "status" and e["mqtt"]["connected"], 30, "reconnection", after=run.events.index(queued))
+    assert back.get("event") == "mqtt_connected"
     play_each(pulse, run, [clips[0][0]])
     code, stderr = run.stop()
     assert code == 0 and "Traceback" not in stderr

@@ -233,21 +233,25 @@ def _stalled_listen(pulse, broker, tmp_path, site: str) -> subprocess.Popen:
 
 
 def _stop_within(process: subprocess.Popen, seconds: float) -> float:
+    """SIGTERM; how long the process took to end (waiting at most ``seconds``)."""
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    process.wait(timeout=seconds)
     return time.monotonic() - started
 
 
 def test_a_stalled_stdout_reader_costs_only_stdout_events_and_sigterm_still_ends_rtser(pulse, broker, tmp_path):
     watcher = Subscriber(broker.port, ["rtser/stalled/#"])
     process = _stalled_listen(pulse, broker, tmp_path, "stalled")
-    # status events (about 300 bytes) 20 times a second fill the 64 KB pipe within seconds; MQTT must go on
-    wait_for(lambda: len(watcher.events("rtser/stalled/health")) > 400, 60, "status events past a full pipe")
-    later = len(watcher.events("rtser/stalled/health"))
-    wait_for(lambda: len(watcher.events("rtser/stalled/health")) > later + 20, 10, "status events still coming")
-    assert watcher.events("rtser/stalled/health")[-1]["stdout"]["queued"] > 100  # waiting for the reader, counted in status
-    assert _stop_within(process, 30) < 3 and process.returncode == 0
+    try:
+        # status events (about 300 bytes) 20 times a second fill the 64 KB pipe within seconds; MQTT must go on
+        wait_for(lambda: len(watcher.events("rtser/stalled/health")) > 400, 60, "status events past a full pipe")
+        later = len(watcher.events("rtser/stalled/health"))
+        wait_for(lambda: len(watcher.events("rtser/stalled/health")) > later + 20, 10, "status events still coming")
+        assert watcher.events("rtser/stalled/health")[-1]["stdout"]["queued"] > 100  # waiting for the reader, counted in status
+        assert _stop_within(process, 30) < 3 and process.returncode == 0
+    finally:
+        process.kill()
     wait_for(lambda: any(e["state"] == "stopped" for e in watcher.events("rtser/stalled/health")), 10, "the final status")
     watcher.close()
 

@@ -205,6 +205,10 @@ def test_scores_count_missing_decisions_as_errors():
         ("protocol: leave_one_corpus_out", "needs two or more corpora and no folds"),
         ("protocol: corpora", "unknown protocol"),
         ("train: {balanced_sampling: true}", "balances the classes already"),
+        ("train: {device: tpu}", "train.device must be auto, cpu or cuda"),
+        ("train: {channel_copies: 0}", "train.channel_copies must be 1 or more"),
+        ("detector_network: nowhere/voice_network.npz", "detector_network nowhere/voice_network.npz not found"),
+        ("augment: {colour_prob: .nan}", "augment.colour_prob: expected a finite number"),
     ],
 )
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path, section, error):

@@ -39,6 +39,7 @@ class TrainSettings:
     channel_copies: int = 4  # augmented copies of the features, computed once (training/feature_bank.py); epoch e trains on copy e % channel_copies
     seed: int = 0
     threads: int = 2
+    device: str = "auto"  # where networks train: auto (a CUDA GPU when torch sees one), cpu or cuda
 
 
 @dataclass
@@ -126,6 +127,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{where}: without validation speakers nothing chooses the epoch: set train.average_last")
     if config.train.balanced_sampling and config.train.class_weights:
         raise ConfigError(f"{where}: train.balanced_sampling balances the classes already: set train.class_weights false")
+    if config.train.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"{where}: train.device must be auto, cpu or cuda")
     if config.train.networks < 1 or config.train.channel_copies < 1:
         raise ConfigError(f"{where}: train.networks and train.channel_copies must be 1 or more")
     if config.detector_network:

@@ -60,14 +60,24 @@ def mixup(batch: int, alpha: float, rng: np.random.Generator) -> tuple[float, to
     return float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(batch))
 
 
+def training_device(name: str) -> torch.device:
+    """The device networks train on: ``auto`` is a CUDA GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
 def predict_windows(model: nn.Module, windows: list[np.ndarray], batch: int = 256) -> list[np.ndarray]:
-    """The float model's probabilities for each utterance's stack of windows."""
+    """The float model's probabilities for each utterance's stack of windows (on the model's device)."""
     model.eval()
+    device = next(model.parameters()).device
     flat = np.concatenate(windows) if windows else np.zeros((0,))
     out = []
     with torch.no_grad():
         for i in range(0, len(flat), batch):
-            out.append(model(torch.from_numpy(flat[i : i + batch, None])).numpy())
+            out.append(model(torch.from_numpy(flat[i : i + batch, None]).to(device)).cpu().numpy())
     probs = np.concatenate(out) if out else np.zeros((0,))
     bounds = np.cumsum([0] + [len(w) for w in windows])
     return [probs[bounds[i] : bounds[i + 1]] for i in range(len(windows))]
@@ -87,6 +97,7 @@ class Trainer:
         self.speakers = [u.speaker for u in data.utterances]
         self.features = FeatureBank(config, data.utterances, data.waves)
         self.corpora = np.array([u.corpus for u in data.utterances])
+        self.device = training_device(config.train.device)
         torch.set_num_threads(config.train.threads)
 
     def windows(self, idx: list[int], spec: Manifest, train_idx: Sequence[int] = (), alone: bool = False) -> list[np.ndarray]:
@@ -108,7 +119,7 @@ class Trainer:
         spec = model_spec(cfg, SpeechHistory(self.features.clean(train_idx), train_speakers, cfg).prior())
         validation = self.windows(val_idx, spec), self.targets[val_idx]
         history: list[dict] = []
-        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history).to(memory_format=torch.contiguous_format)
+        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history).to("cpu", memory_format=torch.contiguous_format)
                     for m in range(cfg.train.networks)]  # fmt: skip
         model = networks[0]
         if len(networks) > 1:
@@ -127,11 +138,11 @@ class Trainer:
         torch.manual_seed(seed)
         train_speakers = [self.speakers[i] for i in train_idx]
         val_windows, val_truth = validation
-        model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features).to(memory_format=torch.channels_last)
+        model = build_model(cfg.model, len(cfg.labels), cfg.features.n_features).to(self.device, memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, self.epochs))
         counts = np.bincount(self.targets[train_idx], minlength=len(cfg.labels)).astype(np.float32)
-        weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(counts)) if settings.class_weights else None
+        weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(counts), device=self.device) if settings.class_weights else None
         draws = balanced_weights(self.corpora[train_idx], self.targets[train_idx]) if settings.balanced_sampling else None
         mixer = np.random.default_rng(seed)
 
@@ -154,8 +165,10 @@ class Trainer:
             desc = f"network {number + 1}/{settings.networks}, epoch {epoch + 1}/{self.epochs}"
             for start in tqdm(batches, desc=desc, leave=False, unit="batch"):
                 idx = order[start : start + settings.batch_size]
-                inputs, target = torch.from_numpy(x[idx, None]).contiguous(memory_format=torch.channels_last), torch.from_numpy(y[idx])
+                inputs = torch.from_numpy(x[idx, None]).to(self.device).contiguous(memory_format=torch.channels_last)
+                target = torch.from_numpy(y[idx]).to(self.device)
                 share, partner = mixup(len(idx), settings.mixup_alpha, mixer)
+                partner = partner.to(self.device)
                 logits = model.logits(share * inputs + (1 - share) * inputs[partner])
                 loss = share * loss_of(logits, target) + (1 - share) * loss_of(logits, target[partner])
                 optimizer.zero_grad()
@@ -185,7 +198,7 @@ class Trainer:
         """The averaged weights with batch-norm statistics recomputed on the last epoch's training
         windows (Izmailov et al. 2018); its validation UA is logged beside the epochs'."""
         started, size = time.time(), self.config.train.batch_size
-        update_bn([torch.from_numpy(x[i : i + size, None]) for i in range(0, len(x), size)], averaged)
+        update_bn([torch.from_numpy(x[i : i + size, None]) for i in range(0, len(x), size)], averaged, device=self.device)
         model = averaged.module.eval()
         self._log_validation(model, val_windows, val_truth, log_path, started, {"network": number, "averaged_epochs": int(averaged.n_averaged)},
                              f"weights averaged over the last {int(averaged.n_averaged)} epochs")  # fmt: skip
@@ -298,7 +311,8 @@ def _claim(config: RunConfig, data: RunData, out: str) -> None:
         return
     with open(path, encoding="utf-8") as handle:
         stored = json.load(handle)
-    stored["recipe"]["train"].pop("threads", None)
+    for setting in ("threads", "device"):
+        stored["recipe"]["train"].pop(setting, None)
     stored["recipe"]["name"] = config.name  # neither is part of the recipe (see _comparable)
     stored["recipe"].setdefault("normalization", {"method": "window_cmn"})  # folders from before speaker normalisation
     try:  # settings added since the folder was written are read as their defaults
@@ -314,7 +328,7 @@ def _comparable(config: RunConfig) -> dict:
     so a run may resume under another name or with another thread count)."""
     recipe = config_dict(config)
     recipe["name"] = None
-    recipe["train"]["threads"] = None
+    recipe["train"]["threads"] = recipe["train"]["device"] = None
     return json.loads(json.dumps(recipe))
 
 

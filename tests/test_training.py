@@ -458,3 +458,12 @@ def test_the_feature_bank_hears_each_voice_through_one_channel_per_copy_and_is_b
     stored = sorted(os.listdir(tmp_path))
     again = FeatureBank(config, utterances, waves)  # another process of the same run reads the stored copies
     assert all(np.array_equal(a, b) for a, b in zip(again.heard(1, everything), copies[1])) and sorted(os.listdir(tmp_path)) == stored
+
+
+def test_installing_over_a_model_needs_replace(tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(os.path.join(ROOT, "rtser", "models", "default"), target)
+    command = [sys.executable, "-m", "training", "train", "training/configs/default.yaml", "--smoke", "--install", str(target)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"{target} holds a model already: add --replace to overwrite it" in done.stderr
+    assert (target / "model.json").read_bytes() == open(os.path.join(ROOT, "rtser", "models", "default", "model.json"), "rb").read()

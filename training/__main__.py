@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -17,14 +18,20 @@ PROTOCOLS = [os.path.join(HERE, "configs", name) for name in ("emodb_loso.yaml",
 
 
 def _train(args) -> int:
+    from rtser.schema import ConfigError
+
     from .config import config_dict, load_config
     from .dataset import prepare
     from .report import write_report
     from .train import cross_validate, train_final
 
     config = load_config(args.config, args.overlays)
+    if args.smoke:  # a smoke model is never mistaken for the recipe's own
+        config = dataclasses.replace(config, name=f"{config.name}-smoke")
+    if args.install and os.path.exists(os.path.join(args.install, "model.json")) and not args.replace:
+        raise ConfigError(f"{args.install} holds a model already: add --replace to overwrite it (its files, report and figures)")
     data = prepare(config, args.smoke)
-    out = args.out or os.path.join("runs", config.name + ("-smoke" if args.smoke else ""))
+    out = args.out or os.path.join("runs", config.name)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(json.loads(json.dumps(config_dict(config))), handle, sort_keys=False)
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-cv", action="store_true", help="skip cross-validation (the figures of an earlier run in the run folder, its metrics.json, are reported)")
     train.add_argument("--no-final", action="store_true", help="skip the final model")
     train.add_argument("--install", help="copy the exported model into this folder (e.g. rtser/models/default)")
+    train.add_argument("--replace", action="store_true", help="with --install: overwrite the model already in that folder")
     compare = sub.add_parser("compare", help="cross-validate several architectures under the same protocols")
     compare.add_argument("--protocol", dest="protocols", action="append", metavar="YAML",
                          help="recipe giving corpora, labels and folds (default: emodb_loso and ravdess_actors)")  # fmt: skip

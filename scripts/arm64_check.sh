@@ -25,11 +25,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# qemu-aarch64 as the interpreter of arm64 programs, loaded now ("F"), so that it works in the chroot
+# qemu-aarch64 as the interpreter of arm64 programs, loaded at once (flag F) so that it works in the chroot
 [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
     line=$(grep -h '^:qemu-aarch64:' /usr/lib/binfmt.d/qemu-aarch64.conf)
-    echo "${line%:*}:F" > /proc/sys/fs/binfmt_misc/register
+    flags=${line##*:}
+    [[ $flags == *F* ]] || line="$line"F
+    echo "$line" > /proc/sys/fs/binfmt_misc/register
 fi
 
 if [ ! -x "$root/usr/bin/python3" ]; then

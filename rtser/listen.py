@@ -4,8 +4,9 @@ One loop on the main thread reads what the capture callback put in the ring buff
 through the :class:`~rtser.pipeline.Recognizer` and hands the events to the sinks. Live events carry
 ``timestamp``: the Unix time at which the last sample they cover was delivered by the device.
 Status events (``{"type": "status", ...}``) report the device state and counters when something
-changes and every ``status_seconds``. A device that fails is reopened with backoff; the audio missed
-meanwhile counts as a gap in the stream's time line. Intervals (status, stalls, gaps) are measured
+changes and every ``status_seconds``. A device that fails is reopened with backoff, and at once
+when the machine's audio devices or sound server change; the audio missed meanwhile counts as a gap
+in the stream's time line. Intervals (status, stalls, gaps) are measured
 on the monotonic clock, so a wall clock set back (NTP on a board that booted without network) does
 not stop them; only timestamps use the wall clock.
 """
@@ -21,6 +22,7 @@ import numpy as np
 
 from .capture import Captured, DeviceLost, Microphone
 from .config import ListenConfig
+from .device_watch import audio_landscape, wait_for_change
 from .errors import RtserError, warn
 from .events import selected
 from .pipeline import Event, Recognizer
@@ -165,16 +167,22 @@ class Listener:
             raise RtserError("every output failed: " + "; ".join(f"{sink.name}: {sink.failed}" for sink in self.sinks))
 
     def _recover(self, lost: DeviceLost, stop: threading.Event) -> None:
-        """Close the failed device and reopen it with backoff until it works or ``stop`` is set."""
+        """Close the failed device and reopen it until it works or ``stop`` is set: at once, then
+        with backoff, and at once again whenever the machine's audio devices or sound server change."""
         lost_at, lost_tick = self.microphone.last_arrival, self.microphone.last_tick
         self.microphone.close()
         self._set_state("device_lost", error=str(lost))
-        delay, (first, longest) = 0.0, self.config.audio.retry_seconds  # the first retry at once
-        while not stop.wait(delay):
+        delay, (first, longest) = 0.0, self.config.audio.retry_seconds
+        seen = audio_landscape()
+        while True:
+            changed = wait_for_change(stop, delay, seen)
+            if stop.is_set():
+                return
+            seen = audio_landscape()
             try:
                 self.microphone.open(rescan=True)
             except RtserError as err:
-                delay = min(max(first, 2 * delay), longest)
+                delay = first if changed else min(max(first, 2 * delay), longest)
                 self._report(event="retry", error=str(err), next_retry_seconds=delay)
                 continue
             self.device_restarts += 1

@@ -110,14 +110,20 @@ def cmd_devices(args) -> int:
 
 def cmd_listen(args) -> int:
     """Recognize emotions from a microphone until Ctrl-C or SIGTERM."""
+    from .native import NativeLinesAsWarnings
+    from .shutdown import Watchdog
+
+    watchdog = Watchdog()  # first, before any thread starts
+    with NativeLinesAsWarnings(debug=args.debug):  # PortAudio's own lines as rtser warnings
+        return _listen(args, watchdog)
+
+
+def _listen(args, watchdog) -> int:
     from .config import load_listen_config
     from .listen import Listener
     from .pipeline import Recognizer
-    from .shutdown import Watchdog
     from .sinks import LineSink, QueuedSink, json_line
     from .text import TextFormatter, use_text
-
-    watchdog = Watchdog()  # first, before any thread starts
 
     config = load_listen_config(
         args.config,

@@ -14,11 +14,16 @@ def say(kind: str, message: str) -> None:
     """Write ``rtser: KIND: MESSAGE`` as one line on standard error; nothing when standard error is
     closed or cannot be written (``2>&-``, a full disk): never on standard output, which may be a
     stream of JSON events."""
+    say_raw(f"rtser: {kind}: {' '.join(str(message).split())}")
+
+
+def say_raw(line: str) -> None:
+    """Write ``line`` as it is on standard error, under the same rules as :func:`say`."""
     stream = sys.stderr
     if stream is None:
         return
     try:
-        stream.write(f"rtser: {kind}: {' '.join(str(message).split())}\n")
+        stream.write(line + "\n")
         stream.flush()
     except (OSError, ValueError):
         pass

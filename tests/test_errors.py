@@ -334,3 +334,32 @@ def test_any_damaged_manifest_is_run_or_refused_with_an_rtser_error(tmp_path_fac
         return
     recognizer.push(np.zeros(4000, np.float32))
     recognizer.flush()
+
+
+_NATIVE_WRITER = """
+import os, sys, time
+from rtser.errors import warn
+from rtser.native import NativeLinesAsWarnings
+with NativeLinesAsWarnings(debug=sys.argv[1] == "debug", every_seconds=60):
+    warn("rtser's own line")
+    for burst in range(2):  # what PortAudio writes to file descriptor 2 when a device goes away
+        os.write(2, b"Expression 'alsa_snd_pcm_poll_descriptors_revents(...)' failed in 'src/hostapi/alsa/pa_linux_alsa.c'\\n"
+                    b"Expression 'PaAlsaStream_WaitForFrames(...)' failed\\n")
+        time.sleep(0.6)
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "debug"])
+def test_native_libraries_lines_become_rtser_warnings(mode):
+    done = subprocess.run([sys.executable, "-c", _NATIVE_WRITER, mode], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    if mode == "debug":  # every native line as it was written
+        assert lines[0] == "rtser: warning: rtser's own line" and len(lines) == 5 and "PaAlsaStream_WaitForFrames" in lines[2]
+        return
+    assert lines == [
+        "rtser: warning: rtser's own line",
+        "rtser: warning: a native library wrote: Expression 'alsa_snd_pcm_poll_descriptors_revents(...)' failed in "
+        "'src/hostapi/alsa/pa_linux_alsa.c' (and 1 more line; --debug shows them)",
+        "rtser: warning: 2 more lines from native libraries since the last warning (--debug shows them)",
+    ]

@@ -80,7 +80,8 @@ def test_a_vanished_sound_device_is_reopened_as_soon_as_its_server_is_back(pulse
     code, stderr = run.stop()
     assert code == 0
     assert [labels for labels in segments(run.events)][-1], "no emotion after the device came back"
-    assert "Traceback" not in stderr
+    # PortAudio's own lines about the lost stream come as rtser warnings
+    assert all(line.startswith("rtser: ") for line in stderr.splitlines()), stderr
 
 
 class SlowSink:

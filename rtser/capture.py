@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import AudioSettings
-from .devices import InputDevice, default_input_index, input_devices, portaudio, resolve_device, same_device
+from .devices import InputDevice, default_input_index, input_devices, portaudio, resolve_device, same_device, shown_name
 from .errors import RtserError, warn
 from .ringbuffer import RingBuffer
 
@@ -45,6 +45,7 @@ class Microphone:
         self.settings = settings
         self.preferred_rate = preferred_rate
         self.device: InputDevice | None = None
+        self.name: str | None = None  # the device's name as status events show it (see devices.shown_name)
         self.rate = 0
         self.channels = 0
         self.overflows = 0  # blocks PortAudio itself reported as overflowed
@@ -77,6 +78,7 @@ class Microphone:
         except sounddevice.PortAudioError as err:
             self.close()
             raise RtserError(f"cannot open input device {self.device.describe()}: {err}") from None
+        self.name = shown_name(self.device)
         self.last_arrival, self.last_tick = time.time(), time.monotonic()
 
     def _choose_format(self, sounddevice) -> tuple[int, int]:

@@ -3,13 +3,17 @@ or a part of the device's name."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 from .errors import RtserError
 
 _ALSA_SPEC = re.compile(r"^(?:plug)?hw:(?:CARD=)?([^,]+)(?:,(?:DEV=)?(\d+))?$", re.IGNORECASE)
 _ALSA_IN_NAME = re.compile(r"\(hw:(\d+),(\d+)\)")
+SOUND_SERVER_DEVICES = {"default", "sysdefault", "pulse", "pipewire"}  # ALSA devices that lead to the sound server
 NO_DEVICES = ("no audio input devices found: is a microphone plugged in, and the sound server (PulseAudio, PipeWire) "
               "running for this user, or the user in group 'audio'? `arecord -l` lists the ALSA cards")
 
@@ -26,6 +30,33 @@ class InputDevice:
     def describe(self) -> str:
         """``index: name`` for messages."""
         return f"{self.index}: {self.name}"
+
+
+def shown_name(device: InputDevice) -> str:
+    """The device's name for status events; for the ALSA devices that lead to the sound server
+    (``default``, ``pulse``, ``pipewire``) with the server's default source, the microphone the audio
+    comes from: ``default (alsa_input.usb-C-Media_USB_Audio-00.mono-fallback)``."""
+    if device.name.lower() not in SOUND_SERVER_DEVICES:
+        return device.name
+    source = sound_server_source()
+    return f"{device.name} ({source})" if source else device.name
+
+
+def sound_server_source() -> str | None:
+    """The default source of the PulseAudio or PipeWire server (``pactl info``), None when there is
+    no ``pactl`` or no server answers within a second."""
+    pactl = shutil.which("pactl")
+    if pactl is None:
+        return None
+    try:
+        done = subprocess.run([pactl, "info"], capture_output=True, text=True, timeout=1.0, env=dict(os.environ, LC_ALL="C"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Default Source" and value.strip():
+            return value.strip()
+    return None
 
 
 def portaudio():

@@ -216,7 +216,7 @@ class Listener:
             "state": self._state,
             "time": round(self.position, 3),
             "timestamp": round(now, 3),
-            "device": microphone.device.name if microphone.device else None,
+            "device": microphone.name,
             "sample_rate": microphone.rate,
             "channels": microphone.channels,
             "dropped_seconds": round(self.dropped_seconds, 3),

@@ -194,3 +194,11 @@ def test_a_silent_microphone_is_reported_and_the_meter_shows_the_level(pulse):
     assert stderr.count("rtser: warning: the input has stayed below -70 dBFS for 10 s") == 1  # once, not every block
     meter = [line for line in stderr.splitlines() if "dBFS" in line and "warning" not in line]
     assert meter and all(line.split()[0] == "-120.0" or float(line.split()[0]) < -70 for line in meter) and "too quiet" in meter[-1]
+
+
+def test_the_sound_servers_default_device_is_named_by_the_source_behind_it(pulse):
+    run = LiveRun("--status-seconds", "0.2", env=pulse.env)  # no --device: PortAudio's default, the sound server
+    listening = run.wait_for(lambda e: e["type"] == "status" and e["state"] == "listening", 20, "listening")
+    code, stderr = run.stop()
+    assert code == 0 and stderr == ""
+    assert listening["device"] == "default (emo_mic_src)"  # the server's default source, not just "default"

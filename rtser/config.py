@@ -70,7 +70,7 @@ class RecognizerSettings:
             raise ValueError(f"backend must be {', '.join(BACKEND_CHOICES[:-1])} or {BACKEND_CHOICES[-1]}, got {self.backend!r}")
         try:  # the recognizer's own ranges
             check_threads(self.threads)
-            check_settings(smoothing=self.smoothing, switch_margin=self.switch_margin, pause_seconds=self.pause_seconds, min_confidence=self.min_confidence)
+            check_settings(hop_seconds=self.hop_seconds, smoothing=self.smoothing, switch_margin=self.switch_margin, pause_seconds=self.pause_seconds, min_confidence=self.min_confidence)
         except RtserError as err:
             raise ValueError(str(err)) from None
 

@@ -47,9 +47,13 @@ def load_model(
     return manifest, load_backend(manifest, backend, threads)
 
 
-def check_settings(*, smoothing: float, switch_margin: float, pause_seconds: float | None, min_confidence: float) -> None:
+def check_settings(*, hop_seconds: float | None, smoothing: float, switch_margin: float, pause_seconds: float | None,
+                   min_confidence: float) -> None:  # fmt: skip
     """Raise RtserError naming the first of the recognizer's settings out of its range (the board
-    file's ``recognizer`` section is checked by the same function)."""
+    file's ``recognizer`` section is checked by the same function; the hop is checked against the
+    model's window once the model is loaded)."""
+    if hop_seconds is not None and not 0 < hop_seconds <= 60:
+        raise RtserError(f"hop_seconds must be more than 0 and at most 60 (and the model's window), got {hop_seconds}")
     if not 0 < smoothing <= 1:
         raise RtserError(f"smoothing must be in (0, 1] (1: no smoothing), got {smoothing}")
     if not 0 <= switch_margin < 1:
@@ -92,14 +96,15 @@ class Recognizer:
         on_event: Callable[[Event], None] | None = None,
         threads: int = 1,
     ):
-        check_settings(smoothing=smoothing, switch_margin=switch_margin, pause_seconds=pause_seconds, min_confidence=min_confidence)
+        check_settings(hop_seconds=hop_seconds, smoothing=smoothing, switch_margin=switch_margin, pause_seconds=pause_seconds,
+                       min_confidence=min_confidence)  # fmt: skip
         self.manifest, self.backend = load_model(model, backend, threads)
         self.labels = self.manifest.labels
         self._features = self.manifest.features
         window = self.manifest.window
         if hop_seconds is not None:
             if not 0 < hop_seconds <= window.seconds:
-                raise RtserError(f"hop must be in (0, {window.seconds}] seconds, got {hop_seconds}")
+                raise RtserError(f"hop_seconds must be at most the model's window, {window.seconds} s, got {hop_seconds}")
             window = WindowSpec(window.seconds, hop_seconds)
         detector = self.manifest.speech_detector
         if pause_seconds is not None:

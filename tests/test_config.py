@@ -196,3 +196,31 @@ def test_any_board_file_is_either_taken_or_refused_with_a_config_error(tmp_path_
         load_listen_config(str(path))
     except ConfigError as err:
         assert "\n" not in str(err) and len(str(err)) < 400
+
+
+SECTIONS = {"audio": AudioSettings, "recognizer": RecognizerSettings, "mqtt": MqttSettings, "output": OutputSettings}
+
+
+def _bad_values(field: dataclasses.Field) -> list:
+    """Values no setting of this field's type may take: another type, and numbers far out of range."""
+    kind = str(field.type)
+    bad: list = [{"not": "a value"}]
+    if "tuple" in kind:
+        bad += [[-1.0, -1.0], [1e12, 1e12]]
+    elif "int" in kind and "str" not in kind:
+        bad += [-(10**12), 10**12]
+    elif "float" in kind:
+        bad += [-1e12, 1e12]
+    return bad
+
+
+@pytest.mark.parametrize(
+    "section, field, value",
+    [(name, f.name, value) for name, cls in SECTIONS.items() for f in dataclasses.fields(cls) if f.name != "tls" for value in _bad_values(f)],
+)
+def test_every_setting_with_a_bad_value_is_refused_naming_it(tmp_path, section, field, value):
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump({section: {field: value}}))
+    with pytest.raises(ConfigError) as refused:
+        load_listen_config(str(path))
+    assert field in str(refused.value) and "\n" not in str(refused.value)

@@ -4,7 +4,6 @@ bound, authentication and TLS."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

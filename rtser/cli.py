@@ -217,6 +217,17 @@ def _add_speech_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=_event_types, help=f"event types to output, comma-separated: {','.join(EVENT_TYPES)} (default: all)")
 
 
+class _ShowVersion(argparse.Action):
+    """``--version``: the version is looked up only when asked for (importlib.metadata is slow to load)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="show rtser's version and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"rtser {_version()}")
+        parser.exit()
+
+
 def _version() -> str:
     """The installed rtser's version."""
     from importlib.metadata import PackageNotFoundError, version
@@ -231,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     parser = argparse.ArgumentParser(prog="rtser", description="Real-time speech emotion recognition.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--version", action="version", version=f"rtser {_version()}")
+    parser.add_argument("--version", action=_ShowVersion)
     # --debug after the subcommand too; SUPPRESS keeps a subcommand without it from resetting it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

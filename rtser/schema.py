@@ -19,15 +19,12 @@ import re
 import types
 import typing
 
-import yaml
-
 from .errors import RtserError
 
 MAX_CONFIG_BYTES = 1 << 20  # board files and recipes are a few kilobytes
 MAX_DEPTH = 16  # nesting of mappings and lists
 SECRET_KEYS = frozenset({"password", "username", "keyfile"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it
 
 
 class ConfigError(RtserError):
@@ -47,9 +44,12 @@ def load_yaml(path: str) -> dict:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text: not a configuration file") from None
+    import yaml  # here: reading a model or a file needs no YAML, and replay starts sooner without it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it
     try:
-        _check_structure(text)
-        raw = yaml.load(text, Loader=_LOADER)
+        _check_structure(yaml, text, loader)
+        raw = yaml.load(text, Loader=loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -63,10 +63,10 @@ def load_yaml(path: str) -> dict:
     return raw
 
 
-def _check_structure(text: str) -> None:
+def _check_structure(yaml, text: str, loader) -> None:
     """Refuse anchors, aliases and nesting deeper than :data:`MAX_DEPTH` before building anything."""
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             mark = event.start_mark
             raise ConfigError(f"line {mark.line + 1}: anchors and aliases are not allowed in a configuration")

@@ -127,18 +127,19 @@ def load_manifest(path: str) -> Manifest:
         raise RtserError(f"{problem}: 'format' must be {FORMAT!r}")
     try:
         features = build(FeatureConfig, raw["features"], "features")
-        window = build(WindowSpec, {key: dict(raw["window"])[key] for key in ("seconds", "hop_seconds")}, "window")
-        gate = build(SpeechGateSpec, raw.get("speech_gate", {}), "speech_gate")
-        detector = build(SpeechDetectorSpec, raw.get("speech_detector", {}), "speech_detector")
+        window = build(WindowSpec, {key: _mapping(raw, "window")[key] for key in ("seconds", "hop_seconds")}, "window")
+        gate = build(SpeechGateSpec, _mapping(raw, "speech_gate", {}), "speech_gate")
+        detector = build(SpeechDetectorSpec, _mapping(raw, "speech_detector", {}), "speech_detector")
         if not isinstance(raw["labels"], list) or not all(isinstance(label, str) and label for label in raw["labels"]):
             raise ValueError("labels must be a list of names")
         labels = tuple(raw["labels"])
-        normalization = _normalization(raw["normalization"], features)
-        networks = dict(raw["networks"])
-        temperature = float(dict(raw.get("calibration", {})).get("temperature", 1.0))
+        normalization = _normalization(_mapping(raw, "normalization"), features)
+        networks = {kind: _network(kind, entry) for kind, entry in _mapping(raw, "networks").items()}
+        calibration = _mapping(raw, "calibration", {})
+        temperature = _number(calibration, "temperature", "calibration") if "temperature" in calibration else 1.0
     except KeyError as err:
         raise RtserError(f"{problem}: missing key {err}") from None
-    except (ConfigError, TypeError, ValueError, AttributeError) as err:
+    except (ConfigError, ValueError) as err:
         raise RtserError(f"{problem}: {err}") from None
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise RtserError(f"{problem}: labels must be at least two distinct names")
@@ -150,19 +151,52 @@ def load_manifest(path: str) -> Manifest:
     if unknown or not networks:
         raise RtserError(f"{problem}: networks must name one or more of {', '.join(NETWORK_KINDS)}")
     folder = os.path.dirname(os.path.abspath(manifest_path))
-    for kind, entry in networks.items():
-        if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
-            raise RtserError(f"{problem}: network {kind!r} needs 'path' and 'sha256'")
     return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, detector, normalization, temperature, networks, raw)
+
+
+def _mapping(raw: dict, key: str, default: dict | None = None) -> dict:
+    """``raw[key]``, which must be a mapping (``default`` when it is absent and one is given)."""
+    if key not in raw and default is not None:
+        return default
+    value = raw[key]
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _number(entry: dict, key: str, where: str) -> float:
+    """``entry[key]``, which must be a number (not a boolean)."""
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}.{key}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _numbers(entry: dict, key: str, where: str) -> tuple[float, ...]:
+    """``entry[key]``, which must be a list of numbers."""
+    values = entry[key]
+    if not isinstance(values, list):
+        raise ValueError(f"{where}.{key}: expected a list of numbers, got {type(values).__name__}")
+    return tuple(_number({key: v}, key, where) for v in values)
+
+
+def _network(kind: str, entry) -> dict:
+    """A ``networks`` entry: the file's name and sha256 as strings, and ``input`` a mapping if given."""
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) and entry[key] for key in ("path", "sha256")):
+        raise ValueError(f"network {kind!r} needs 'path' and 'sha256' as strings")
+    if not isinstance(entry.get("input", {}), dict):
+        raise ValueError(f"networks.{kind}.input: expected a mapping, got {type(entry['input']).__name__}")
+    return entry
 
 
 def _normalization(entry: dict, features: FeatureConfig) -> NormalizationSpec:
     """The manifest's ``normalization`` entry, checked (ValueError names the problem)."""
     if entry.get("method") != METHOD:
         raise ValueError(f"normalization method must be {METHOD!r}, got {entry.get('method')!r}")
+    where = "normalization"
     spec = NormalizationSpec(
-        tuple(float(v) for v in entry["mean"]), tuple(float(v) for v in entry["std"]),
-        float(entry["prior_seconds"]), float(entry["memory_seconds"]), _voices(entry.get("voices"), features),
+        _numbers(entry, "mean", where), _numbers(entry, "std", where), _number(entry, "prior_seconds", where),
+        _number(entry, "memory_seconds", where), _voices(entry.get("voices"), features),
     )  # fmt: skip
     if not len(spec.mean) == len(spec.std) == features.n_features:
         raise ValueError(f"normalization has {len(spec.mean)} means and {len(spec.std)} deviations for {features.n_features} features")
@@ -176,8 +210,13 @@ def _voices(entry: dict | None, features: FeatureConfig) -> TrainingVoices | Non
     """The manifest's ``normalization.voices`` entry (optional), checked."""
     if entry is None:
         return None
-    mean, std = np.array(entry["mean"], np.float64), np.array(entry["std"], np.float64)
-    temperature = float(entry["temperature"])
+    if not isinstance(entry, dict):
+        raise ValueError(f"normalization.voices: expected a mapping, got {type(entry).__name__}")
+    try:
+        mean, std = np.array(entry["mean"], np.float64), np.array(entry["std"], np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("normalization.voices: mean and std must be lists of lists of numbers") from None
+    temperature = _number(entry, "temperature", "normalization.voices")
     if mean.ndim != 2 or mean.shape != std.shape or len(mean) == 0 or mean.shape[1] != features.n_features:
         raise ValueError(f"normalization voices need mean and std of [voices, {features.n_features}] values")
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all() and temperature > 0):

@@ -10,8 +10,15 @@ training_tests=(tests/test_architectures.py tests/test_augment.py tests/test_cal
 ignored=()
 for test in "${training_tests[@]}"; do ignored+=(--ignore "$test"); done
 for version in 3.12 3.13; do
-    python=$(command -v "python$version" || true)
-    if [ -z "$python" ] || ! "$python" -c pass 2>/dev/null; then
+    python=""
+    # the system's python3.X, or pyenv's (whose shims work only for the version pyenv has selected)
+    for candidate in "$(command -v "python$version" || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version"*/bin/"python$version"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c pass 2>/dev/null; then
+            python=$candidate
+            break
+        fi
+    done
+    if [ -z "$python" ]; then
         echo "python$version: not on this machine"
         continue
     fi

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import RtserError
-from .schema import ConfigError, build
+from .schema import ConfigError, build, convert
 from .features import FeatureConfig, count_frames
 from .speech import SpeechDetectorSpec
 from .normalization import METHOD, NormalizationSpec, TrainingVoices, VoiceStatistics
@@ -127,16 +127,15 @@ def load_manifest(path: str) -> Manifest:
         raise RtserError(f"{problem}: 'format' must be {FORMAT!r}")
     try:
         features = build(FeatureConfig, raw["features"], "features")
-        window = build(WindowSpec, {key: _mapping(raw, "window")[key] for key in ("seconds", "hop_seconds")}, "window")
-        gate = build(SpeechGateSpec, _mapping(raw, "speech_gate", {}), "speech_gate")
-        detector = build(SpeechDetectorSpec, _mapping(raw, "speech_detector", {}), "speech_detector")
+        window = build(WindowSpec, {key: convert(dict, raw["window"], "window")[key] for key in ("seconds", "hop_seconds")}, "window")
+        gate = build(SpeechGateSpec, raw.get("speech_gate", {}), "speech_gate")
+        detector = build(SpeechDetectorSpec, raw.get("speech_detector", {}), "speech_detector")
         if not isinstance(raw["labels"], list) or not all(isinstance(label, str) and label for label in raw["labels"]):
             raise ValueError("labels must be a list of names")
         labels = tuple(raw["labels"])
-        normalization = _normalization(_mapping(raw, "normalization"), features)
-        networks = {kind: _network(kind, entry) for kind, entry in _mapping(raw, "networks").items()}
-        calibration = _mapping(raw, "calibration", {})
-        temperature = _number(calibration, "temperature", "calibration") if "temperature" in calibration else 1.0
+        normalization = _normalization(convert(dict, raw["normalization"], "normalization"), features)
+        networks = {kind: _network(kind, entry) for kind, entry in convert(dict, raw["networks"], "networks").items()}
+        temperature = convert(float, convert(dict, raw.get("calibration", {}), "calibration").get("temperature", 1.0), "calibration.temperature")
     except KeyError as err:
         raise RtserError(f"{problem}: missing key {err}") from None
     except (ConfigError, ValueError) as err:
@@ -154,38 +153,11 @@ def load_manifest(path: str) -> Manifest:
     return Manifest(folder, str(raw.get("name", "")), labels, features, window, gate, detector, normalization, temperature, networks, raw)
 
 
-def _mapping(raw: dict, key: str, default: dict | None = None) -> dict:
-    """``raw[key]``, which must be a mapping (``default`` when it is absent and one is given)."""
-    if key not in raw and default is not None:
-        return default
-    value = raw[key]
-    if not isinstance(value, dict):
-        raise ValueError(f"{key}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _number(entry: dict, key: str, where: str) -> float:
-    """``entry[key]``, which must be a number (not a boolean)."""
-    value = entry[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}.{key}: expected a number, got {type(value).__name__}")
-    return float(value)
-
-
-def _numbers(entry: dict, key: str, where: str) -> tuple[float, ...]:
-    """``entry[key]``, which must be a list of numbers."""
-    values = entry[key]
-    if not isinstance(values, list):
-        raise ValueError(f"{where}.{key}: expected a list of numbers, got {type(values).__name__}")
-    return tuple(_number({key: v}, key, where) for v in values)
-
-
 def _network(kind: str, entry) -> dict:
     """A ``networks`` entry: the file's name and sha256 as strings, and ``input`` a mapping if given."""
     if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) and entry[key] for key in ("path", "sha256")):
         raise ValueError(f"network {kind!r} needs 'path' and 'sha256' as strings")
-    if not isinstance(entry.get("input", {}), dict):
-        raise ValueError(f"networks.{kind}.input: expected a mapping, got {type(entry['input']).__name__}")
+    convert(dict, entry.get("input", {}), f"networks.{kind}.input")
     return entry
 
 
@@ -193,15 +165,14 @@ def _normalization(entry: dict, features: FeatureConfig) -> NormalizationSpec:
     """The manifest's ``normalization`` entry, checked (ValueError names the problem)."""
     if entry.get("method") != METHOD:
         raise ValueError(f"normalization method must be {METHOD!r}, got {entry.get('method')!r}")
-    where = "normalization"
     spec = NormalizationSpec(
-        _numbers(entry, "mean", where), _numbers(entry, "std", where), _number(entry, "prior_seconds", where),
-        _number(entry, "memory_seconds", where), _voices(entry.get("voices"), features),
+        *(convert(tuple[float, ...], entry[key], f"normalization.{key}") for key in ("mean", "std")),
+        *(convert(float, entry[key], f"normalization.{key}") for key in ("prior_seconds", "memory_seconds")),
+        _voices(entry.get("voices"), features),
     )  # fmt: skip
     if not len(spec.mean) == len(spec.std) == features.n_features:
         raise ValueError(f"normalization has {len(spec.mean)} means and {len(spec.std)} deviations for {features.n_features} features")
-    values = np.array([*spec.mean, *spec.std, spec.prior_seconds, spec.memory_seconds])
-    if not np.isfinite(values).all() or min(spec.std) <= 0 or spec.prior_seconds <= 0 or spec.memory_seconds <= 0:
+    if min(spec.std) <= 0 or spec.prior_seconds <= 0 or spec.memory_seconds <= 0:  # finite: convert
         raise ValueError("normalization needs finite values, positive deviations, prior_seconds and memory_seconds")
     return spec
 
@@ -210,14 +181,13 @@ def _voices(entry: dict | None, features: FeatureConfig) -> TrainingVoices | Non
     """The manifest's ``normalization.voices`` entry (optional), checked."""
     if entry is None:
         return None
-    if not isinstance(entry, dict):
-        raise ValueError(f"normalization.voices: expected a mapping, got {type(entry).__name__}")
-    try:
-        mean, std = np.array(entry["mean"], np.float64), np.array(entry["std"], np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("normalization.voices: mean and std must be lists of lists of numbers") from None
-    temperature = _number(entry, "temperature", "normalization.voices")
-    if mean.ndim != 2 or mean.shape != std.shape or len(mean) == 0 or mean.shape[1] != features.n_features:
+    entry = convert(dict, entry, "normalization.voices")
+    rows = {key: convert(list[list[float]], entry[key], f"normalization.voices.{key}") for key in ("mean", "std")}
+    if any(len(row) != features.n_features for values in rows.values() for row in values):
+        raise ValueError(f"normalization voices need mean and std of [voices, {features.n_features}] values")
+    mean, std = (np.array(rows[key], np.float64).reshape(-1, features.n_features) for key in ("mean", "std"))
+    temperature = convert(float, entry["temperature"], "normalization.voices.temperature")
+    if mean.shape != std.shape or len(mean) == 0:
         raise ValueError(f"normalization voices need mean and std of [voices, {features.n_features}] values")
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all() and temperature > 0):
         raise ValueError("normalization voices need finite means, positive deviations and a positive temperature")

@@ -103,7 +103,7 @@ class Recognizer:
         self._features = self.manifest.features
         window = self.manifest.window
         if hop_seconds is not None:
-            if not 0 < hop_seconds <= window.seconds:
+            if hop_seconds > window.seconds:  # more than 0 and at most 60: check_settings
                 raise RtserError(f"hop_seconds must be at most the model's window, {window.seconds} s, got {hop_seconds}")
             window = WindowSpec(window.seconds, hop_seconds)
         detector = self.manifest.speech_detector

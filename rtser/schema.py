@@ -48,7 +48,7 @@ def load_yaml(path: str) -> dict:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it
     try:
-        _check_structure(yaml, text, loader)
+        _check_structure(text, loader)
         raw = yaml.load(text, Loader=loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -63,8 +63,10 @@ def load_yaml(path: str) -> dict:
     return raw
 
 
-def _check_structure(yaml, text: str, loader) -> None:
+def _check_structure(text: str, loader) -> None:
     """Refuse anchors, aliases and nesting deeper than :data:`MAX_DEPTH` before building anything."""
+    import yaml
+
     depth = 0
     for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
@@ -100,7 +102,7 @@ def build(cls, values, where: str = ""):
             named = _join(where, key) if isinstance(key, str) and _NAME.fullmatch(key) else where or "top level"
             what = "unknown key" if named != (where or "top level") else "an entry that is not a setting's name"
             raise ConfigError(f"{named}: {what} (known: {', '.join(sorted(fields))})")
-    kwargs = {key: _convert(hints[key], value, _join(where, key)) for key, value in values.items()}
+    kwargs = {key: convert(hints[key], value, _join(where, key)) for key, value in values.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
@@ -122,7 +124,9 @@ def _show(value, where: str = "") -> str:
     return f"{type(value).__name__} {shown}".rstrip()
 
 
-def _convert(kind, value, where: str):
+def convert(kind, value, where: str):
+    """``value`` as the type ``kind`` (a scalar, list, tuple, dict, union or dataclass) of the setting
+    at ``where``; ConfigError naming ``where`` and the value's type when it is not one."""
     origin = typing.get_origin(kind) or (kind if kind in (list, tuple, dict) else None)
     args = typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
@@ -132,7 +136,7 @@ def _convert(kind, value, where: str):
         errors = []
         for option in options:
             try:
-                return _convert(option, value, where)
+                return convert(option, value, where)
             except ConfigError as err:
                 errors.append(err)
         raise errors[0] if len(errors) == 1 else ConfigError(f"{where}: {_show(value, where)} is not a valid value")
@@ -146,15 +150,15 @@ def _convert(kind, value, where: str):
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else typing.Any
-        converted = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        converted = [convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_show(value, where)}")
         key_kind, item_kind = args or (typing.Any, typing.Any)
-        return {_convert(key_kind, k, where): _convert(item_kind, v, _join(where, k)) for k, v in value.items()}
+        return {convert(key_kind, k, where): convert(item_kind, v, _join(where, k)) for k, v in value.items()}
     return _scalar(kind, value, where)
 
 

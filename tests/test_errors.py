@@ -157,8 +157,8 @@ def test_feature_shape_that_does_not_match_the_input(model_copy, kind):
         (lambda m: m["networks"]["tflite"].update(input=[1, 2, 3]), "networks.tflite.input: expected a mapping, got list"),
         (lambda m: m["networks"]["tflite"].update(path=5), "network 'tflite' needs 'path' and 'sha256' as strings"),
         (lambda m: m.update(normalization=0.5), "normalization: expected a mapping, got float"),
-        (lambda m: m["normalization"].update(prior_seconds="5"), "normalization.prior_seconds: expected a number, got str"),
-        (lambda m: m.update(calibration={"temperature": "warm"}), "calibration.temperature: expected a number, got str"),
+        (lambda m: m["normalization"].update(prior_seconds="5"), "normalization.prior_seconds: expected a finite number, got str"),
+        (lambda m: m.update(calibration={"temperature": "warm"}), "calibration.temperature: expected a finite number, got str"),
         (lambda m: m.update(calibration=3), "calibration: expected a mapping, got int"),
     ],
 )

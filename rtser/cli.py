@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = add_command("bench", help="measure speed and memory")
     _add_model_options(bench)
     bench.add_argument("--seconds", type=float, default=60.0, help="seconds of audio to process")
-    bench.add_argument("--audio", help="audio file to repeat for the benchmark (default: the shipped sample)")
+    bench.add_argument("--audio", help="audio file for the benchmark, repeated up to --seconds (default: the shipped six-utterance sample)")
     bench.add_argument("--compare", metavar="MODEL", help="another model folder whose network is timed on the same windows")
     bench.set_defaults(run=cmd_bench)
     return parser

@@ -6,6 +6,12 @@ the frame, as in librosa. The mel filters use the Slaney scale and area normalis
 defaults), the log is ``10 * log10(max(power, log_floor))`` and the MFCC is the orthonormal DCT-II
 of the log-mel bands. With ``pitch`` on, two channels follow the spectral ones: the voice's pitch
 and its periodicity (:mod:`rtser.pitch`).
+
+Before its spectrum, each frame has the signal's DC offset removed (a cheap microphone's constant
+or drifting offset would otherwise fill the lowest mel band and shift every MFCC): the running,
+bias-corrected average of the frames' means with a time constant of ``dc_seconds`` (0: off), so a
+constant offset is gone from the first frame on while speech, whose frame means average out within
+a tenth of a second, is left as it is.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class FeatureConfig:
     pitch: bool = False  # append pitch (semitones) and periodicity channels
     pitch_fmin: float = 75.0
     pitch_fmax: float = 600.0
+    dc_seconds: float = 1.0  # time constant of the DC offset estimate removed from each frame; 0: none
 
     def __post_init__(self) -> None:
         if not (4000 <= self.sample_rate <= 192000 and 16 <= self.n_fft <= 16384 and self.n_mels <= 512):
@@ -48,6 +55,8 @@ class FeatureConfig:
             raise ValueError("hop_length and n_mels must be positive, n_mfcc in 0..n_mels")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
+        if not 0 <= self.dc_seconds <= 60:
+            raise ValueError("dc_seconds must be between 0 and 60")
         if self.pitch:
             if not 0 < self.pitch_fmin < self.pitch_fmax:
                 raise ValueError("need 0 < pitch_fmin < pitch_fmax")
@@ -133,24 +142,42 @@ class FeaturePlan:
         self._mel = mel_filterbank(config)
         self._dct = dct_matrix(config.n_mels, config.n_mfcc) if config.n_mfcc else None
 
-    def pitch_track(self) -> PitchTrack | None:
-        """A fresh pitch track for one signal or stream, or None when the features have no pitch."""
-        config = self.config
-        return PitchTrack(config.sample_rate, config.pitch_fmin, config.pitch_fmax) if config.pitch else None
-
-    def frames_to_features(self, frames: np.ndarray, pitch: PitchTrack | None = None) -> np.ndarray:
+    def frames_to_features(self, frames: np.ndarray, track: SignalTrack | None = None) -> np.ndarray:
         """Consecutive ``[n, n_fft]`` sample frames to ``[n, n_features]`` float32 features (float64
-        inside, so the result does not depend on how many frames are computed together); ``pitch``
-        is the signal's track when the features have pitch."""
-        spectrum = np.fft.rfft(frames * self.window, axis=1)
+        inside, so the result does not depend on how many frames are computed together); ``track``
+        carries the signal's state from earlier frames (None: these are its first)."""
+        track = SignalTrack(self.config) if track is None else track
+        spectrum = np.fft.rfft(track.without_dc(frames) * self.window, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         with one_blas_thread():
             spectral = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
             if self._dct is not None:
                 spectral = spectral @ self._dct
         if self.config.pitch:
-            spectral = np.concatenate([spectral, pitch.channels(frames)], axis=1)
+            spectral = np.concatenate([spectral, track.pitch.channels(frames)], axis=1)
         return spectral.astype(np.float32)
+
+
+class SignalTrack:
+    """What one signal or stream carries from frame to frame: its DC offset estimate and, when the
+    features have pitch, its pitch track."""
+
+    def __init__(self, config: FeatureConfig):
+        self.pitch = PitchTrack(config.sample_rate, config.pitch_fmin, config.pitch_fmax) if config.pitch else None
+        self._keep = float(np.exp(-config.hop_length / (config.dc_seconds * config.sample_rate))) if config.dc_seconds else 0.0
+        self._weighted_sum = self._weight = 0.0
+
+    def without_dc(self, frames: np.ndarray) -> np.ndarray:
+        """The frames, in order, less the DC offset estimated up to each of them."""
+        if not self._keep:
+            return frames
+        offsets = np.empty(len(frames))
+        total, weight, keep = self._weighted_sum, self._weight, self._keep
+        for i, mean in enumerate(frames.mean(axis=1).tolist()):
+            total, weight = keep * total + mean, keep * weight + 1.0
+            offsets[i] = total / weight
+        self._weighted_sum, self._weight = total, weight
+        return frames - offsets[:, None]
 
 
 def count_frames(n_samples: int, config: FeatureConfig) -> int:
@@ -179,7 +206,7 @@ def extract(samples: np.ndarray, config: FeatureConfig, plan: FeaturePlan | None
     n_frames = count_frames(len(samples), config)
     if n_frames == 0:
         return np.zeros((0, config.n_features), dtype=np.float32)
-    return plan.frames_to_features(_as_frames(samples, n_frames, config), plan.pitch_track())
+    return plan.frames_to_features(_as_frames(samples, n_frames, config))
 
 
 class StreamingExtractor:
@@ -188,7 +215,7 @@ class StreamingExtractor:
     def __init__(self, config: FeatureConfig):
         self.config = config
         self.plan = FeaturePlan(config)
-        self._pitch = self.plan.pitch_track()
+        self._track = SignalTrack(config)
         self._pending = np.zeros(0, dtype=np.float32)
         self.frames_done = 0
 
@@ -199,7 +226,7 @@ class StreamingExtractor:
         if n_frames == 0:
             self._pending = samples
             return np.zeros((0, self.config.n_features), dtype=np.float32)
-        features = self.plan.frames_to_features(_as_frames(samples, n_frames, self.config), self._pitch)
+        features = self.plan.frames_to_features(_as_frames(samples, n_frames, self.config), self._track)
         self._pending = samples[n_frames * self.config.hop_length :].copy()
         self.frames_done += n_frames
         return features

@@ -19,7 +19,7 @@ from .errors import RtserError
 from .features import StreamingExtractor
 from .manifest import Manifest, WindowSpec, load_manifest
 from .smoothing import Smoother
-from .speech import LOUD, SPEECH, voice_detector
+from .speech import LOUD, SPEECH, VOICED, voice_detector
 from .windows import FrameHistory, FrameQueue, fill_window, speech_mask
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
@@ -144,7 +144,7 @@ class Recognizer:
         self._frames_seen = 0
         self._stretch_samples = 0
         self._speech: SpeechSegment | None = None
-        self._loud_run = 0  # loud frames in a row up to the newest
+        self._onset_run = 0  # loud or voiced frames in a row up to the newest: where a segment may begin
 
     @property
     def in_speech(self) -> bool:
@@ -231,11 +231,11 @@ class Recognizer:
             index = self._frames_seen
             self._history.extend(frame[None])
             self._frames_seen += 1
-            self._loud_run = self._loud_run + 1 if decision & LOUD else 0
+            self._onset_run = self._onset_run + 1 if decision & (LOUD | VOICED) else 0
             segment = self._speech
-            if decision & SPEECH:
-                if segment is None:
-                    segment = self._speech = SpeechSegment(index - min(max(self._loud_run - 1, 0), self._backfill_frames))
+            if decision & SPEECH and segment is None:
+                segment = self._speech = SpeechSegment(index - min(max(self._onset_run - 1, 0), self._backfill_frames))
+            if decision & VOICED and segment is not None:
                 segment.last = index
                 segment.speech_frames += 1
                 if not segment.confirmed and segment.speech_frames >= self._confirm_frames:
@@ -322,9 +322,10 @@ class Recognizer:
 
 
 class SpeechSegment:
-    """Frame indices of one open speech segment: its first and last speech frame, how far windows
-    and the voice's statistics have taken it, how many speech frames it has (it is reported once
-    they make the detector's ``confirm_seconds``), and the probabilities of its windows."""
+    """Frame indices of one open speech segment (opened by a speech frame, held by voiced ones):
+    its first and last voiced frame, how far windows and the voice's statistics have taken it, how
+    many voiced frames it has (it is reported once they make the detector's ``confirm_seconds``),
+    and the probabilities of its windows."""
 
     def __init__(self, first: int):
         self.first = self.last = first

@@ -17,9 +17,12 @@ level is above ``floor_dbfs`` and ``above_noise_db`` above the noise floor (the 
 level, rising slowly), and the detector keeps running for ``active_seconds`` after the last loud
 step. Silence and steady noise therefore cost one level per 10 ms and nothing more. A frame is
 speech when the detector's probability reaches ``threshold`` (the pre-filter only decides when the
-detector runs: within speech in noise, many steps are no louder than the noise); it takes the
-pre-filter's call of the step under its centre. The end of a stream is judged as if silence
-followed it.
+detector runs: within speech in noise, many steps are no louder than the noise), and voiced when it
+reaches ``hold_threshold`` (at most ``threshold``): a speech frame opens a segment, voiced frames
+hold it open, count towards its ``confirm_seconds`` and mark where it began (hysteresis, as in
+Silero's own iterator: a quiet onset, a soft ending or a short word stays one segment). A frame
+takes the pre-filter's call of the step under its centre. The end of a stream is judged as if
+silence followed it.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ DETECTOR_RATE = 16000
 STEP = 160  # samples per detector step: 10 ms at 16 kHz
 STEPS_PER_SECOND = DETECTOR_RATE // STEP
 DETECTORS = ("voice_network", "micro_vad")
-LOUD, SPEECH = 1, 2  # a frame's decision: bits
+LOUD, SPEECH, VOICED = 1, 2, 4  # a frame's decision: bits (SPEECH implies VOICED)
 
 
 @dataclass(frozen=True)
 class SpeechDetectorSpec:
     """The manifest's ``speech_detector``: the detector (for ``voice_network``, its file in the
-    model's folder and that file's sha256), its threshold and timing (``lag_seconds`` and
+    model's folder and that file's sha256), its thresholds (``hold_threshold`` None: the same as
+    ``threshold``) and timing (``lag_seconds`` and
     ``min_lag_seconds`` are pymicro-vad's), the pre-filter, how long a pause ends a speech segment
     (the recognizer may override ``pause_seconds``), how much detected speech makes a segment worth
     reporting (``confirm_seconds``), and how far before the detector's first speech frame a segment
@@ -54,6 +58,7 @@ class SpeechDetectorSpec:
     network: str = ""
     sha256: str = ""
     threshold: float = 0.6
+    hold_threshold: float | None = None
     lag_seconds: float = 0.46
     min_lag_seconds: float = 0.25
     pause_seconds: float = 0.5
@@ -72,6 +77,8 @@ class SpeechDetectorSpec:
             raise ValueError("speech_detector of kind voice_network needs 'network' (a file name in the model's folder) and its 'sha256'")
         if not 0 < self.threshold < 1:
             raise ValueError("speech_detector.threshold must be in (0, 1)")
+        if self.hold_threshold is not None and not 0 < self.hold_threshold <= self.threshold:
+            raise ValueError("speech_detector.hold_threshold must be more than 0 and at most the threshold")
         timings = (self.lag_seconds, self.min_lag_seconds, self.active_seconds, self.warmup_seconds, self.noise_rise_db_per_second, self.above_noise_db)
         if not all(np.isfinite(v) and 0 <= v <= 60 for v in (*timings, self.pause_seconds, self.confirm_seconds, self.backfill_seconds)) or self.pause_seconds <= 0:
             raise ValueError("speech_detector timings must be finite, between 0 and 60, and pause_seconds positive")
@@ -81,6 +88,11 @@ class SpeechDetectorSpec:
     def to_dict(self) -> dict:
         """The manifest entry."""
         return asdict(self)
+
+    def decisions(self, probabilities: np.ndarray) -> np.ndarray:
+        """``SPEECH`` and ``VOICED`` bits of each of the detector's probabilities."""
+        hold = self.threshold if self.hold_threshold is None else self.hold_threshold
+        return (SPEECH * (probabilities >= self.threshold) + VOICED * (probabilities >= hold)).astype(np.uint8)
 
 
 def step_levels(samples: np.ndarray) -> np.ndarray:
@@ -146,8 +158,8 @@ class VoiceDetector:
 
     def push(self, samples: np.ndarray, frames: np.ndarray) -> np.ndarray:
         """Hear model-rate float samples and the feature frames they completed; return the
-        decisions of the frames now decided, each ``LOUD`` (passed the pre-filter) and ``SPEECH``
-        (the detector's call) or'd together."""
+        decisions of the frames now decided, each ``LOUD`` (passed the pre-filter), ``SPEECH`` and
+        ``VOICED`` (the detector's calls) or'd together."""
         raise NotImplementedError
 
     def finish(self) -> np.ndarray:
@@ -200,16 +212,16 @@ class NetworkVoiceDetector(VoiceDetector):
         net = self.network
         steps = (np.arange(self._next_frame, self._next_frame + count) * self._hop + self._centre) // STEP - self._flags_from
         loud, awake = self._flags[steps, 0], self._flags[steps, 1]
-        speech = np.zeros(count, bool)
+        detected = np.zeros(count, np.uint8)
         if awake.any():
             probs = net.probabilities(net.project(self._frames[: net.past + count + net.future]))
-            speech = awake & (probs >= self.spec.threshold)
+            detected = awake * self.spec.decisions(probs)
             self.detector_steps += count
         self._frames = self._frames[count:]
         self._next_frame += count
         kept = steps[-1] + 1
         self._flags, self._flags_from = self._flags[kept:], self._flags_from + kept
-        return (LOUD * loud + SPEECH * speech).astype(np.uint8)
+        return (LOUD * loud + detected).astype(np.uint8)
 
 
 def _micro_vad():
@@ -264,9 +276,9 @@ class MicroVadDetector(VoiceDetector):
             self._loud.append(bool(loud[i]))
         while len(self._outputs) > self._lag:
             # the detector's judgement of the oldest pending step, after its typical and its shortest delay
-            speech = self._outputs[self._lag] >= self.spec.threshold and self._outputs[self._min_lag] >= self.spec.threshold
+            detected = self.spec.decisions(np.minimum(self._outputs[self._lag], self._outputs[self._min_lag]))
             self._outputs.popleft()
-            self._decided.append(LOUD * self._loud.popleft() + SPEECH * speech)
+            self._decided.append(LOUD * self._loud.popleft() + int(detected))
 
     def _detect(self, step: bytes) -> float:
         if not self._running:

@@ -51,7 +51,7 @@ class TextFormatter:
         elif kind == "emotion" and self.emotions:
             text = f"{_span(event)}  {self._dim('window')}  {self._label(event['label'], 10)} {_percent(event['confidence'])}  {self._bars(event['probs'])}"
         elif kind == "speech":
-            text = f"{_time(event['time']):>15}  {self._dim('speech ' + ('starts' if event['state'] == 'start' else 'stops'))}"
+            text = f"{_time(event['time']):>17}  {self._dim('speech ' + ('starts' if event['state'] == 'start' else 'stops'))}"
         elif kind == "status":
             text = self._status_line(event)
         else:
@@ -72,7 +72,7 @@ class TextFormatter:
         for name in ("event", "error", "lost_seconds", "next_retry_seconds"):
             if name in event:
                 parts.append(f"{name.replace('_', ' ')}: {event[name]}")
-        return f"{_time(event.get('time', 0.0)):>15}  {self._dim('status')} " + ", ".join(str(p) for p in parts)
+        return f"{_time(event.get('time', 0.0)):>17}  {self._dim('status')} " + ", ".join(str(p) for p in parts)
 
     def _bars(self, probs: dict, top: int = 3) -> str:
         best = sorted(probs.items(), key=lambda item: -item[1])[:top]
@@ -93,7 +93,7 @@ def _time(seconds: float) -> str:
 
 
 def _span(event: dict) -> str:
-    return f"{_time(event['start'])} - {_time(event['end'])}".rjust(15)
+    return f"{_time(event['start'])} - {_time(event['end'])}".rjust(17)
 
 
 def _percent(value: float) -> str:
@@ -133,7 +133,7 @@ def bench_text(figures: dict) -> str:
         f"pipeline    {figures['pipeline_x_realtime']}x real time ({figures['pipeline_cpu_ms_per_audio_second']} ms of CPU per second of audio)",
         f"model       {model['cpu_ms_per_window']['median']} ms per window (p95 {model['cpu_ms_per_window']['p95']}), {model['file_kb']} KB, {model['backend']}",
         "stages      " + ", ".join(f"{name} {ms} ms/s" for name, ms in stages.items()),
-        f"detector    {figures['speech_detector_ms_per_audio_second']} ms/s on speech, {figures['speech_detector_ms_per_audio_second_on_silence']} on silence",
+        f"detector    {figures['speech_detector_ms_per_audio_second']} ms/s on this audio, {figures['speech_detector_ms_per_audio_second_on_silence']} on silence",
         f"replay      a 3 s file: {figures['replay_3s_file'].get('seconds')} s start to finish, {figures['replay_3s_file'].get('peak_rss_mb')} MB peak",
     ]
     if "compared_model" in figures:

@@ -12,12 +12,17 @@ Prints (and writes as JSON with --out) four figures:
 - cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
   silence and steady noise.
 
-    python scripts/speech_detection.py [--model DIR] [--utterances 200] [--out speech_detection.json]
+    python scripts/speech_detection.py [--model DIR] [--setting KEY=VALUE,...] [--utterances 200] [--out speech_detection.json]
+
+``--setting`` tries other speech detector settings on the same model (keys of the manifest's
+``speech_detector``, and ``min_speech_seconds`` of its ``speech_gate``), e.g.
+``--setting threshold=0.9,hold_threshold=0.5``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -26,8 +31,10 @@ import time
 import numpy as np
 import soundfile as sf
 
-from rtser.pipeline import Recognizer
 from rtser.bench import detector_ms_per_second
+from rtser.manifest import Manifest, load_manifest
+from rtser.pipeline import DEFAULT_MODEL, Recognizer
+from rtser.schema import convert
 from rtser.speech import STEP, step_levels
 
 DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
@@ -64,6 +71,24 @@ def made_sounds(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "mains hum": 0.2 * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 10)),
     }
     return {name: np.clip(sound, -1, 1).astype(np.float32) for name, sound in sounds.items()}
+
+
+def setting(text: str) -> dict:
+    """KEY=VALUE,... as a mapping of numbers (checked when applied by :func:`with_setting`)."""
+    try:
+        return {key.strip(): float(value) for key, value in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE,...") from None
+
+
+def with_setting(manifest: Manifest, values: dict) -> Manifest:
+    """The manifest with these speech detector settings (and speech gate's ``min_speech_seconds``)."""
+    values = dict(values)
+    gate = manifest.gate
+    if "min_speech_seconds" in values:
+        gate = dataclasses.replace(gate, min_speech_seconds=values.pop("min_speech_seconds"))
+    detector = convert(type(manifest.speech_detector), {**manifest.speech_detector.to_dict(), **values}, "speech_detector")
+    return dataclasses.replace(manifest, speech_detector=detector, gate=gate)
 
 
 def run(recognizer: Recognizer, audio: np.ndarray) -> list[dict]:
@@ -138,10 +163,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--utterances", type=int, default=200, help="utterances joined per boundary stream")
     parser.add_argument("--out", help="write the figures as JSON here")
-    parser.add_argument("--model", help="model folder (default: the shipped model)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped model)")
+    parser.add_argument("--setting", type=setting, default={}, metavar="KEY=VALUE,...", help="speech detector settings to try instead of the model's")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(with_setting(load_manifest(args.model), args.setting))
     report: dict = {"model": recognizer.manifest.name, "detector": recognizer.manifest.speech_detector.to_dict()}
 
     nonspeech = {}

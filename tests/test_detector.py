@@ -6,15 +6,31 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from rtser import Recognizer
+from rtser.features import FeaturePlan
 from rtser.manifest import load_manifest, sha256_of
 from rtser.pipeline import DEFAULT_MODEL
 from rtser.voice_network import load_voice_network
-from training.detector import FrameDetectorNet, install_detector, train_detector
+from training.detector import FrameDetectorNet, install_detector, loud_voiced_frames, shifted_calls, train_detector
 
 from .conftest import SAMPLE, run_rtser
+
+
+def test_loud_voiced_frames_are_the_voice_not_silence_or_noise():
+    features = load_manifest(DEFAULT_MODEL).features
+    voice = soundfile.read(SAMPLE, dtype="float32")[0]  # speech from 0.13 s to 1.75 s
+    second = np.zeros(16000, np.float32)
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    voiced = loud_voiced_frames(np.concatenate([second, voice, noise]), features, FeaturePlan(features))
+    seconds = np.flatnonzero(voiced) / features.frames_per_second
+    assert voiced.sum() / features.frames_per_second >= 0.8
+    assert seconds.min() >= 1.1 and seconds.max() <= 2.8, (seconds.min(), seconds.max())
+    lead = 16000 + 160 * 7  # the same utterance 1 s later and 7 frames on in a stream
+    moved = shifted_calls(voiced, lead, len(voiced) + 120, features)
+    assert np.array_equal(np.flatnonzero(moved), np.flatnonzero(voiced) + 107)
 
 
 def test_the_runtime_network_computes_what_its_torch_twin_does():

@@ -1,6 +1,7 @@
 """Features: streaming equals offline on real speech, the offline numbers match librosa, and the
 pitch channels follow librosa's pYIN."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -65,13 +66,24 @@ def test_offline_matches_librosa(emodb_files, config):
             window="hann", center=False, power=2.0, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
         )  # fmt: skip
         log_mel = librosa.power_to_db(mel, ref=1.0, amin=config.log_floor, top_db=None)
-        ours = extract(samples, config)[:, : config.n_spectral]
+        ours = extract(samples, dataclasses.replace(config, dc_seconds=0.0))[:, : config.n_spectral]  # librosa keeps DC
         if config.n_mfcc:
             reference = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho").T
         else:
             reference = log_mel.T
         # librosa works in float32: a few float32 steps on values of magnitude up to ~500
         assert np.max(np.abs(ours - reference)) < 1e-3
+
+
+@pytest.mark.parametrize("offset", [0.3, -0.05])
+def test_a_dc_offset_changes_no_feature(emodb_files, offset):
+    """A microphone's constant offset is removed before the spectrum, from the first frame on."""
+    config = FeatureConfig(pitch=True)
+    samples = soundfile.read(emodb_files[3], dtype="float64")[0] * 0.5
+    plain, shifted = extract(samples.astype(np.float32), config), extract((samples + offset).astype(np.float32), config)
+    assert np.max(np.abs(shifted - plain)) < 1e-3
+    without = extract((samples + offset).astype(np.float32), dataclasses.replace(config, dc_seconds=0.0))
+    assert np.median(np.abs(without - plain)) > 1, "the offset should matter when it is not removed"
 
 
 def _pitch_and_voicing(samples, config):

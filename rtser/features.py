@@ -17,6 +17,7 @@ a tenth of a second, is left as it is.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,14 +169,16 @@ class SignalTrack:
         self._weighted_sum = self._weight = 0.0
 
     def without_dc(self, frames: np.ndarray) -> np.ndarray:
-        """The frames, in order, less the DC offset estimated up to each of them."""
+        """The frames, in order, less the DC offset estimated up to each of them (a frame that is
+        not finite is left out of the estimate, so that it spoils only its own features)."""
         if not self._keep:
             return frames
         offsets = np.empty(len(frames))
         total, weight, keep = self._weighted_sum, self._weight, self._keep
         for i, mean in enumerate(frames.mean(axis=1).tolist()):
-            total, weight = keep * total + mean, keep * weight + 1.0
-            offsets[i] = total / weight
+            if math.isfinite(mean):
+                total, weight = keep * total + mean, keep * weight + 1.0
+            offsets[i] = total / weight if weight else 0.0
         self._weighted_sum, self._weight = total, weight
         return frames - offsets[:, None]
 

@@ -86,6 +86,20 @@ def test_a_dc_offset_changes_no_feature(emodb_files, offset):
     assert np.median(np.abs(without - plain)) > 1, "the offset should matter when it is not removed"
 
 
+def test_a_non_finite_sample_spoils_only_the_frames_that_hold_it(emodb_files):
+    config = FeatureConfig(pitch=True)
+    samples = soundfile.read(emodb_files[5], dtype="float32")[0]
+    spoilt = samples.copy()
+    spoilt[8000] = np.nan
+    plain, features = extract(samples, config), extract(spoilt, config)
+    holding = np.arange(len(plain)) * config.hop_length
+    holding = (holding <= 8000) & (8000 < holding + config.n_fft)
+    assert not np.isfinite(features[holding]).all() and np.isfinite(features[~holding]).all()
+    # the other frames' DC estimate misses those frames' means: quiet frames move a little
+    difference = np.abs(features[~holding] - plain[~holding])
+    assert np.median(difference) < 1e-3 and np.max(difference) < 0.5
+
+
 def _pitch_and_voicing(samples, config):
     pitch = extract(samples, config)[:, config.n_spectral :]
     voiced = pitch[:, 1] > 1 - THRESHOLD

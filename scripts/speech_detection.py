@@ -35,12 +35,13 @@ import soundfile as sf
 from rtser.bench import detector_ms_per_second
 from rtser.manifest import Manifest, load_manifest
 from rtser.pipeline import DEFAULT_MODEL, Recognizer
-from rtser.schema import convert
+from rtser.schema import build
 from rtser.speech import STEP, step_levels
 
 DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 RATE = 16000
 SPEECH_DBFS = -26.0  # the level of the joined utterances' speech; noise is put SNR dB under it
+SPEECH_WITHIN_DB = 35.0  # an utterance's speech: its 10 ms steps within this of its loudest (the reference of the boundaries)
 
 
 def read(path: str) -> np.ndarray:
@@ -88,7 +89,7 @@ def with_setting(manifest: Manifest, values: dict) -> Manifest:
     gate = manifest.gate
     if "min_speech_seconds" in values:
         gate = dataclasses.replace(gate, min_speech_seconds=values.pop("min_speech_seconds"))
-    detector = convert(type(manifest.speech_detector), {**manifest.speech_detector.to_dict(), **values}, "speech_detector")
+    detector = build(type(manifest.speech_detector), {**manifest.speech_detector.to_dict(), **values}, "speech_detector")
     return dataclasses.replace(manifest, speech_detector=detector, gate=gate)
 
 
@@ -104,27 +105,28 @@ def judged(events: list[dict]) -> bool:
     return any(e["type"] in ("emotion", "utterance") for e in events)
 
 
-def bounds(audio: np.ndarray) -> tuple[float, float]:
-    """An utterance's first and last 10 ms step within 35 dB of its loudest."""
+def speech_steps(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An utterance's 10 ms step levels (dBFS) and the indices of its speech: the steps within
+    :data:`SPEECH_WITHIN_DB` of its loudest."""
     levels = step_levels(audio)
-    loud = np.flatnonzero(levels >= levels.max() - 35)
-    return loud[0] * STEP / RATE, (loud[-1] + 1) * STEP / RATE
+    return levels, np.flatnonzero(levels >= levels.max() - SPEECH_WITHIN_DB)
 
 
-def pauses_inside(audio: np.ndarray, seconds: float) -> int:
-    """How many stretches of at least ``seconds`` between an utterance's first and last step are
-    quiet by the rule of :func:`bounds`: pauses after which a segment should end."""
-    levels = step_levels(audio)
-    loud = np.flatnonzero(levels >= levels.max() - 35)
-    gaps = np.diff(loud) - 1
-    return int(np.sum(gaps * STEP / RATE >= seconds))
+def bounds(speech: np.ndarray) -> tuple[float, float]:
+    """Where an utterance's speech steps (:func:`speech_steps`) begin and end, in seconds."""
+    return speech[0] * STEP / RATE, (speech[-1] + 1) * STEP / RATE
 
 
-def at_speech_level(audio: np.ndarray) -> np.ndarray:
-    """The utterance scaled so that its speech (its steps within 35 dB of the loudest) is at
-    SPEECH_DBFS, as one voice at one distance from the microphone would be."""
-    levels = step_levels(audio)
-    speech_power = np.mean(10 ** (levels[levels >= levels.max() - 35] / 10))
+def pauses_inside(speech: np.ndarray, seconds: float) -> int:
+    """How many stretches of at least ``seconds`` lie between an utterance's speech steps: pauses
+    after which a segment should end."""
+    return int(np.sum((np.diff(speech) - 1) * STEP / RATE >= seconds))
+
+
+def at_speech_level(audio: np.ndarray, levels: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """The utterance scaled so that its speech steps are at SPEECH_DBFS, as one voice at one
+    distance from the microphone would be."""
+    speech_power = np.mean(10 ** (levels[speech] / 10))
     return (audio * np.sqrt(10 ** (SPEECH_DBFS / 10) / speech_power)).astype(np.float32)
 
 
@@ -135,9 +137,11 @@ def boundary_errors(recognizer, files, noise, rng, snr_db):
     pieces, truth, at, inside = [], [], 0.0, 0
     for path in files:
         pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
-        utterance = at_speech_level(read(path))
-        first, last = bounds(utterance)
-        inside += pauses_inside(utterance, recognizer.manifest.speech_detector.pause_seconds)
+        utterance = read(path)
+        levels, speech = speech_steps(utterance)
+        utterance = at_speech_level(utterance, levels, speech)
+        first, last = bounds(speech)
+        inside += pauses_inside(speech, recognizer.manifest.speech_detector.pause_seconds)
         at += len(pause) / RATE
         truth.append((at + first, at + last))
         pieces += [pause, utterance]

@@ -183,13 +183,11 @@ def _voices(entry: dict | None, features: FeatureConfig) -> TrainingVoices | Non
         return None
     entry = convert(dict, entry, "normalization.voices")
     rows = {key: convert(list[list[float]], entry[key], f"normalization.voices.{key}") for key in ("mean", "std")}
-    if any(len(row) != features.n_features for values in rows.values() for row in values):
+    if not rows["mean"] or len(rows["mean"]) != len(rows["std"]) or any(len(row) != features.n_features for values in rows.values() for row in values):
         raise ValueError(f"normalization voices need mean and std of [voices, {features.n_features}] values")
-    mean, std = (np.array(rows[key], np.float64).reshape(-1, features.n_features) for key in ("mean", "std"))
+    mean, std = (np.array(rows[key], np.float64) for key in ("mean", "std"))
     temperature = convert(float, entry["temperature"], "normalization.voices.temperature")
-    if mean.shape != std.shape or len(mean) == 0:
-        raise ValueError(f"normalization voices need mean and std of [voices, {features.n_features}] values")
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all() and temperature > 0):
+    if not ((std > 0).all() and temperature > 0):  # finite: convert
         raise ValueError("normalization voices need finite means, positive deviations and a positive temperature")
     return TrainingVoices(mean, std, temperature)
 

@@ -13,6 +13,7 @@ from typing import TextIO
 FORMATS = ("auto", "json", "text")
 _COLOURS = {"anger": 31, "happiness": 33, "sadness": 34, "fear": 35, "disgust": 32, "surprise": 36}  # ANSI
 _BAR = 10  # characters for a probability of 1
+_TIME_COLUMN = 17  # width of the time column: a span of two-digit times, "12.34 s - 15.67 s"
 
 
 def use_text(format_name: str, stream: TextIO | None) -> bool:
@@ -51,7 +52,7 @@ class TextFormatter:
         elif kind == "emotion" and self.emotions:
             text = f"{_span(event)}  {self._dim('window')}  {self._label(event['label'], 10)} {_percent(event['confidence'])}  {self._bars(event['probs'])}"
         elif kind == "speech":
-            text = f"{_time(event['time']):>17}  {self._dim('speech ' + ('starts' if event['state'] == 'start' else 'stops'))}"
+            text = f"{_time(event['time']):>{_TIME_COLUMN}}  {self._dim('speech ' + ('starts' if event['state'] == 'start' else 'stops'))}"
         elif kind == "status":
             text = self._status_line(event)
         else:
@@ -72,7 +73,7 @@ class TextFormatter:
         for name in ("event", "error", "lost_seconds", "next_retry_seconds"):
             if name in event:
                 parts.append(f"{name.replace('_', ' ')}: {event[name]}")
-        return f"{_time(event.get('time', 0.0)):>17}  {self._dim('status')} " + ", ".join(str(p) for p in parts)
+        return f"{_time(event.get('time', 0.0)):>{_TIME_COLUMN}}  {self._dim('status')} " + ", ".join(str(p) for p in parts)
 
     def _bars(self, probs: dict, top: int = 3) -> str:
         best = sorted(probs.items(), key=lambda item: -item[1])[:top]
@@ -93,7 +94,7 @@ def _time(seconds: float) -> str:
 
 
 def _span(event: dict) -> str:
-    return f"{_time(event['start'])} - {_time(event['end'])}".rjust(17)
+    return f"{_time(event['start'])} - {_time(event['end'])}".rjust(_TIME_COLUMN)
 
 
 def _percent(value: float) -> str:

@@ -24,7 +24,7 @@ from training.train import backend_windows
 
 from .conftest import DEFAULT_MODEL, ROOT, SAMPLE, run_rtser
 
-FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39}
+FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39, "statistics_mlp": 42}
 
 
 SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)] + [({"architecture": "lightsernet", "stem_stride": 2}, 42)]

@@ -110,6 +110,10 @@ def test_training_draws_only_the_speaker_s_other_utterances_within_the_memory():
         draws = [history.draw(i, rng).weight for _ in range(40)]
         assert min(draws) < others / 2 < max(draws) <= others + 1e-9
         assert max(short.draw(i, rng).weight for _ in range(40)) == pytest.approx(config.features.frames_per_second)
+    first_hearing = dataclasses.replace(config, normalization=NormalizationSettings(first_hearing_share=0.5))
+    cold = SpeechHistory(features, list(speakers), first_hearing)
+    nothing_heard = [cold.draw(i, rng).weight == 0 for i in range(len(speakers)) for _ in range(4)]
+    assert 0.4 < np.mean(nothing_heard) < 0.65  # half the windows as a first hearing, a few more by the draw of no utterances
     prior = history.prior()
     voices = [history.of(speakers == s) for s in sorted(set(speakers))]
     standardized_means = [prior.standardize(v.mean[None], Moments.empty(len(v.mean)), 100.0)[0] for v in voices]

@@ -201,6 +201,7 @@ def test_scores_count_missing_decisions_as_errors():
         ("train: {epochs: ten}", "train.epochs: expected an integer, got str 'ten'"),
         ("features: {fmax: 99999}", "features: .*fmax"),
         ("normalization: {voice_temperature: 0}", "voice_temperature must be positive"),
+        ("normalization: {first_hearing_share: 1.5}", "first_hearing_share must be between 0 and 1"),
         ("folds: {ravdess: 6}", "folds must name one or more of the corpora"),
         ("protocol: leave_one_corpus_out", "needs two or more corpora and no folds"),
         ("protocol: corpora", "unknown protocol"),

@@ -59,6 +59,7 @@ class NormalizationSettings:
     prior_seconds: float = 5.0
     memory_seconds: float = 60.0
     voice_temperature: float | None = None  # weight the training voices in the prior (None: their plain average)
+    first_hearing_share: float = 0.0  # training windows standardised with nothing heard of the voice before (as rtser replay hears a file): at least this share
 
 
 PROTOCOLS = ("speaker_groups", "leave_one_corpus_out")
@@ -140,6 +141,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     settings = config.normalization
     if min(settings.prior_seconds, settings.memory_seconds) <= 0 or (settings.voice_temperature is not None and settings.voice_temperature <= 0):
         raise ConfigError(f"{where}: normalization.prior_seconds, memory_seconds and voice_temperature must be positive")
+    if not 0 <= settings.first_hearing_share <= 1:
+        raise ConfigError(f"{where}: normalization.first_hearing_share must be between 0 and 1")
     return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
 
 

@@ -161,7 +161,8 @@ class Trainer:
             model.train()
             order = epoch_order(len(x), None if draws is None else draws[kept], np.random.default_rng(seed + epoch))
             total = 0.0
-            batches = range(0, len(order), settings.batch_size)
+            usable = len(order) - 1 if len(order) % settings.batch_size == 1 else len(order)  # a last batch of one: batch norm cannot train on it
+            batches = range(0, usable, settings.batch_size)
             desc = f"network {number + 1}/{settings.networks}, epoch {epoch + 1}/{self.epochs}"
             for start in tqdm(batches, desc=desc, leave=False, unit="batch"):
                 idx = order[start : start + settings.batch_size]

@@ -12,6 +12,7 @@ from .attention_fcn import AttentionFcn
 from .base import FloatStem
 from .cnn_lstm import CnnLstm
 from .lightsernet import LightSERNet
+from .statistics_mlp import StatisticsMlp
 from .timnet import TimNet
 
 ARCHITECTURES = {
@@ -19,6 +20,7 @@ ARCHITECTURES = {
     "cnn_lstm": CnnLstm,
     "attention_fcn": AttentionFcn,
     "timnet": TimNet,
+    "statistics_mlp": StatisticsMlp,
     "cktim": lambda n_classes, n_features, **options: TimNet(n_classes, n_features, kernel="continuous", **options),
 }
 

@@ -209,6 +209,7 @@ def test_scores_count_missing_decisions_as_errors():
         ("train: {device: tpu}", "train.device must be auto, cpu or cuda"),
         ("train: {channel_copies: 0}", "train.channel_copies must be 1 or more"),
         ("detector_network: nowhere/voice_network.npz", "detector_network nowhere/voice_network.npz not found"),
+        ("detector_network: rtser/models/default/voice_network.npz\nfeatures: {n_mfcc: 0, n_mels: 64}", "reads other feature frames than the recipe's"),
         ("augment: {colour_prob: .nan}", "augment.colour_prob: expected a finite number"),
     ],
 )
@@ -275,7 +276,7 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     reproduce = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("Reproduce:"))
     assert "--smoke" in reproduce and "--run-folds" not in reproduce
     # ...but never mixes another recipe's folds in, and names only folds that exist
-    other = train_smoke("--no-final", "--with", "training/configs/architectures/attention_fcn.yaml")
+    other = train_smoke("--no-final", "--with", "training/configs/architectures/statistics_mlp.yaml")
     assert other.returncode == 2 and "another recipe" in other.stderr and "Traceback" not in other.stderr
     missing = train_smoke("--no-final", "--run-folds", "3")
     assert missing.returncode == 2 and "fold 3 does not exist" in missing.stderr

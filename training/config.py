@@ -10,6 +10,7 @@ from rtser.features import FeatureConfig
 from rtser.manifest import SpeechGateSpec, WindowSpec, sha256_of
 from rtser.speech import SpeechDetectorSpec
 from rtser.schema import ConfigError, load, load_yaml
+from rtser.voice_network import load_voice_network
 
 from .augment import AugmentConfig
 
@@ -136,6 +137,9 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         path = detector_network_path(config)
         if not os.path.isfile(path):
             raise ConfigError(f"{where}: detector_network {config.detector_network} not found")
+        if load_voice_network(path).features != config.features:
+            raise ConfigError(f"{where}: detector_network {config.detector_network} reads other feature frames than the recipe's "
+                              "(an architecture overlay that changes the features needs a detector trained on them, or detector_network: \"\" for pymicro-vad)")  # fmt: skip
         detector = dataclasses.replace(config.speech_detector, kind="voice_network", network=os.path.basename(path), sha256=sha256_of(path))
         config = dataclasses.replace(config, speech_detector=detector)
     settings = config.normalization

@@ -2,9 +2,9 @@
 
 Each feature's mean, standard deviation and mean absolute frame-to-frame change over the window
 (:func:`.statistics.time_statistics`), standardised by a batch normalisation, go through two hidden
-layers. Tested against the convolutional networks on corpora held out whole (docs/experiments.md):
-statistics of speaker-normalised frames are what carries over to voices, languages and microphones
-never heard, and the network costs a few thousand multiply-accumulates per window.
+layers: about 34 thousand multiply-accumulates per window against Light-SERNet's 69 million. On corpora
+held out whole it scored 2.8 points below Light-SERNet (docs/experiments.md, "Five corpora"); its
+folds train in minutes, which makes it a cheap stand-in for trying recipes on the five corpora.
 """
 
 from __future__ import annotations

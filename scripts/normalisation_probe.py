@@ -109,23 +109,27 @@ def held_out_corpora(config, data, priors: list[float]) -> dict:
     speakers = np.array([data.utterances[i].speaker for i in keep])
     moments = np.stack([frame_moments(data.waves[i], config) for i in tqdm(keep, desc="features", unit="file")])
     fps = config.features.frames_per_second
-    results = {}
-    for prior in priors:
-        per_corpus = {}
-        for corpus in sorted(set(corpora)):
-            train, test = corpora != corpus, corpora == corpus
-            prior_mean, prior_var = speakers_average(moments[train], speakers[train])
-            x = alone_statistics(moments, prior_mean, prior_var, prior * fps)
-            predicted = fit_predict(x[train], y[train], x[test], len(shared))
-            per_corpus[corpus] = round(scores(y[test], predicted, list(SHARED_LABELS))["ua"], 3)
-        results[f"prior {prior:g} s"] = _summary(per_corpus)
-    x = voice_known_statistics(moments, speakers)
+
+    def heard_alone(prior: float):
+        return lambda train: alone_statistics(moments, *speakers_average(moments[train], speakers[train]), prior * fps)
+
+    results = {f"prior {prior:g} s": each_corpus_held_out(heard_alone(prior), y, corpora, len(shared)) for prior in priors}
+    known = voice_known_statistics(moments, speakers)
+    results["each voice's own statistics"] = each_corpus_held_out(lambda train: known, y, corpora, len(shared))
+    return results
+
+
+def each_corpus_held_out(statistics, y: np.ndarray, corpora: np.ndarray, n_classes: int) -> dict:
+    """UA over the shared classes of each corpus held out in turn (the mean, the lowest and each),
+    the classifier fitted on the other corpora; ``statistics(train)`` gives every utterance's vector
+    once the training utterances (a mask) are known."""
     per_corpus = {}
     for corpus in sorted(set(corpora)):
         train, test = corpora != corpus, corpora == corpus
-        per_corpus[corpus] = round(scores(y[test], fit_predict(x[train], y[train], x[test], len(shared)), list(SHARED_LABELS))["ua"], 3)
-    results["each voice's own statistics"] = _summary(per_corpus)
-    return results
+        x = statistics(train)
+        per_corpus[corpus] = round(scores(y[test], fit_predict(x[train], y[train], x[test], n_classes), list(SHARED_LABELS))["ua"], 3)
+    ua = list(per_corpus.values())
+    return {"mean_ua": round(float(np.mean(ua)), 3), "lowest_ua": min(ua), "corpora": per_corpus}
 
 
 def voice_known_statistics(moments: np.ndarray, speakers: np.ndarray) -> np.ndarray:
@@ -136,11 +140,6 @@ def voice_known_statistics(moments: np.ndarray, speakers: np.ndarray) -> np.ndar
         own = speakers == speaker
         x[own] = alone_statistics(moments[own], *speakers_average(moments[own], speakers[own]), np.inf)
     return x
-
-
-def _summary(per_corpus: dict) -> dict:
-    ua = list(per_corpus.values())
-    return {"mean_ua": round(float(np.mean(ua)), 3), "lowest_ua": min(ua), "corpora": per_corpus}
 
 
 def pitch_statistics(wave: np.ndarray, rate: int) -> np.ndarray:

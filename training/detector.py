@@ -99,9 +99,7 @@ def calls_of_frames(steps: np.ndarray, lead: int, n_frames: int, features: Featu
     """The teacher's call for each frame of a stream whose utterance starts after ``lead`` samples:
     that of the step under the frame's centre (not speech outside the teacher's steps)."""
     centres = np.arange(n_frames) * features.hop_length + features.n_fft // 2 - lead + PAD
-    index = centres // CHUNK
-    inside = (centres >= 0) & (index < len(steps))
-    return inside & (steps[np.clip(index, 0, len(steps) - 1)] >= TEACHER_THRESHOLD)
+    return _at(steps >= TEACHER_THRESHOLD, centres // CHUNK)
 
 
 def loud_voiced_frames(utterance: np.ndarray, features: FeatureConfig, plan: FeaturePlan) -> np.ndarray:
@@ -124,7 +122,11 @@ def loud_voiced_frames(utterance: np.ndarray, features: FeatureConfig, plan: Fea
 def shifted_calls(calls: np.ndarray, lead: int, n_frames: int, features: FeatureConfig) -> np.ndarray:
     """Calls of an utterance's own frames as calls of the frames of a stream in which the
     utterance starts after ``lead`` samples."""
-    index = np.arange(n_frames) - round(lead / features.hop_length)
+    return _at(calls, np.arange(n_frames) - round(lead / features.hop_length))
+
+
+def _at(calls: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``calls[index]``, and no speech where an index falls outside them."""
     inside = (index >= 0) & (index < len(calls))
     return inside & calls[np.clip(index, 0, len(calls) - 1)]
 

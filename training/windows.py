@@ -104,7 +104,6 @@ class SpeechHistory:
         self.speakers = np.asarray(speakers)
         self._settings = recipe.normalization
         self._memory = recipe.normalization.memory_seconds * recipe.features.frames_per_second
-        self._first_hearing = recipe.normalization.first_hearing_share
 
     def of(self, chosen: np.ndarray) -> Moments:
         """The moments of the chosen utterances together."""
@@ -126,7 +125,8 @@ class SpeechHistory:
         """What the runtime might have heard of this utterance's voice before it (a random draw):
         nothing at least ``first_hearing_share`` of the time, else any number of the voice's other
         utterances."""
-        if self._first_hearing and rng.random() < self._first_hearing:
+        share = self._settings.first_hearing_share
+        if share and rng.random() < share:
             return Moments.empty(self.total.shape[1])
         others = np.flatnonzero((self.speakers == self.speakers[utterance]) & (np.arange(len(self.speakers)) != utterance))
         heard = self.of(rng.choice(others, size=rng.integers(0, len(others) + 1), replace=False))

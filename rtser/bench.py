@@ -144,26 +144,28 @@ def _replay_process(model: str | None, backend: str, audio: np.ndarray, rate: in
     return {"seconds": round(wall, 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
-def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None, compare: str | None = None) -> dict:
+def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None, compare: str | None = None,
+              batch_seconds: float = 0.25) -> dict:  # fmt: skip
     """All figures, as a dict ready for JSON (``compare``: another model whose network is timed on
-    the same windows in the same run)."""
+    the same windows in the same run; ``batch_seconds``: the recognizer's)."""
     if not 1 <= seconds <= 36000:
         raise RtserError(f"--seconds must be between 1 and 36000, got {seconds:g}")
-    recognizer = Recognizer(model, backend=backend, threads=1)
+    recognizer = Recognizer(model, backend=backend, threads=1, batch_seconds=batch_seconds)
     rate = recognizer.manifest.features.sample_rate
     clip = _load(audio_path or SAMPLE, rate)
     repeats = int(np.ceil(seconds * rate / len(clip)))
     audio = np.tile(clip, repeats)[: int(seconds * rate)]
     duration = len(audio) / rate
     chunk = int(CHUNK_SECONDS * rate)
+    batch = max(chunk, round(recognizer.batch_seconds * rate))  # what the stages are given at once inside the pipeline
     config = recognizer.manifest.features
     pipeline_cpu = _cpu(lambda: _run_pipeline(recognizer, audio, chunk))
     baseline_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=False))
-    features_cpu = _cpu(lambda: _run_streaming_features(config, audio, chunk))
+    features_cpu = _cpu(lambda: _run_streaming_features(config, audio, batch))
     baseline_features_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=True))
     figures = {
         "measured": {"audio": os.path.abspath(audio_path or SAMPLE) + (" (repeated)" if repeats > 1 else ""), "audio_seconds": round(duration, 1),
-                     "push_seconds": CHUNK_SECONDS, "window_seconds": recognizer.manifest.window.seconds,
+                     "push_seconds": CHUNK_SECONDS, "batch_seconds": recognizer.batch_seconds, "window_seconds": recognizer.manifest.window.seconds,
                      "hop_seconds": recognizer.manifest.window.hop_seconds, "threads": 1,
                      "times": "CPU time of this process", "cpu": cpu_name(), "versions": _versions()},  # fmt: skip
         "model": _model_figures(recognizer, audio),
@@ -174,8 +176,8 @@ def run_bench(model: str | None, backend: str, seconds: float, audio_path: str |
         "feature_ms_per_audio_second": round(1000 * features_cpu / duration, 3),
         "baseline_feature_ms_per_audio_second": round(1000 * baseline_features_cpu / duration, 3),
         "feature_speedup_vs_baseline": round(baseline_features_cpu / features_cpu, 2),
-        "speech_detector_ms_per_audio_second": detector_ms_per_second(recognizer.manifest, audio, chunk),
-        "speech_detector_ms_per_audio_second_on_silence": detector_ms_per_second(recognizer.manifest, np.zeros_like(audio), chunk),
+        "speech_detector_ms_per_audio_second": detector_ms_per_second(recognizer.manifest, audio, batch),
+        "speech_detector_ms_per_audio_second_on_silence": detector_ms_per_second(recognizer.manifest, np.zeros_like(audio), batch),
         "replay_3s_file": _replay_process(model, backend, audio, rate),
     }
     stages = {"features": figures["feature_ms_per_audio_second"], "speech_detector": figures["speech_detector_ms_per_audio_second"],

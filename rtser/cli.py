@@ -144,6 +144,7 @@ def _listen(args, watchdog) -> int:
         pause_seconds=settings.pause_seconds,
         min_confidence=settings.min_confidence,
         threads=settings.threads,
+        batch_seconds=settings.batch_seconds,
     )
     stdout = config.output.stdout and sys.stdout is not None
     if config.output.stdout and not stdout:
@@ -195,7 +196,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     from .text import bench_text
 
-    _show(run_bench(args.model, args.backend, args.seconds, args.audio, args.compare), args, bench_text)
+    _show(run_bench(args.model, args.backend, args.seconds, args.audio, args.compare, args.batch_seconds), args, bench_text)
     return 0
 
 
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=60.0, help="seconds of audio to process")
     bench.add_argument("--audio", help="audio file for the benchmark, repeated up to --seconds (default: the shipped six-utterance sample)")
     bench.add_argument("--compare", metavar="MODEL", help="another model folder whose network is timed on the same windows")
+    bench.add_argument("--batch-seconds", type=float, default=0.25, help="audio the recognizer gathers before working on it (default 0.25, as listen)")
     bench.set_defaults(run=cmd_bench)
     return parser
 

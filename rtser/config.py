@@ -64,13 +64,15 @@ class RecognizerSettings:
     pause_seconds: float | None = None  # None: the model's (a pause this long ends an utterance)
     min_confidence: float = 0.0  # an utterance less sure than this is labelled "uncertain"
     threads: int = 1
+    batch_seconds: float = 0.25  # audio gathered before it is worked on: more costs less CPU, events come up to this much later
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_CHOICES:
             raise ValueError(f"backend must be {', '.join(BACKEND_CHOICES[:-1])} or {BACKEND_CHOICES[-1]}, got {self.backend!r}")
         try:  # the recognizer's own ranges
             check_threads(self.threads)
-            check_settings(hop_seconds=self.hop_seconds, smoothing=self.smoothing, switch_margin=self.switch_margin, pause_seconds=self.pause_seconds, min_confidence=self.min_confidence)
+            check_settings(hop_seconds=self.hop_seconds, smoothing=self.smoothing, switch_margin=self.switch_margin, pause_seconds=self.pause_seconds,
+                           min_confidence=self.min_confidence, batch_seconds=self.batch_seconds)  # fmt: skip
         except RtserError as err:
             raise ValueError(str(err)) from None
 

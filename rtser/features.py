@@ -150,10 +150,9 @@ class FeaturePlan:
         track = SignalTrack(self.config) if track is None else track
         spectrum = np.fft.rfft(track.without_dc(frames) * self.window, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
-        with one_blas_thread():
-            spectral = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
-            if self._dct is not None:
-                spectral = spectral @ self._dct
+        spectral = 10.0 * np.log10(np.maximum(power @ self._mel, self.config.log_floor))
+        if self._dct is not None:
+            spectral = spectral @ self._dct
         if self.config.pitch:
             spectral = np.concatenate([spectral, track.pitch.channels(frames)], axis=1)
         return spectral.astype(np.float32)
@@ -209,11 +208,14 @@ def extract(samples: np.ndarray, config: FeatureConfig, plan: FeaturePlan | None
     n_frames = count_frames(len(samples), config)
     if n_frames == 0:
         return np.zeros((0, config.n_features), dtype=np.float32)
-    return plan.frames_to_features(_as_frames(samples, n_frames, config))
+    with one_blas_thread():
+        return plan.frames_to_features(_as_frames(samples, n_frames, config))
 
 
 class StreamingExtractor:
-    """Computes each frame once as samples arrive; output equals :func:`extract` on the same samples."""
+    """Computes each frame once as samples arrive; output equals :func:`extract` on the same samples.
+    Its matrix products are small: a program with threaded BLAS holds it to one thread around
+    :meth:`push` (:func:`rtser.blas.one_blas_thread`), as the recognizer does."""
 
     def __init__(self, config: FeatureConfig):
         self.config = config

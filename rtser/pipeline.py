@@ -15,6 +15,7 @@ import numpy as np
 from .audio import StreamResampler, audio_array, check_rate, scale_problem, to_float_mono
 from .backends import Backend, load_backend
 from .calibration import temperature_scaled
+from .blas import one_blas_thread
 from .errors import RtserError
 from .features import StreamingExtractor
 from .manifest import Manifest, WindowSpec, load_manifest
@@ -26,10 +27,7 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
 
 Event = dict
 
-# Audio is worked on in batches of at least this much (smaller pushes wait for the next): the cost
-# of a batch is mostly fixed, so 10 ms pushes would cost three times what 1 s pushes do.
-BATCH_SECONDS = 0.1
-MAX_BLOCK_SECONDS = 5.0  # and at most this much of a push at once
+MAX_BLOCK_SECONDS = 5.0  # a push is worked on at most this much at once
 
 
 class AudioWarning(UserWarning):
@@ -48,7 +46,7 @@ def load_model(
 
 
 def check_settings(*, hop_seconds: float | None, smoothing: float, switch_margin: float, pause_seconds: float | None,
-                   min_confidence: float) -> None:  # fmt: skip
+                   min_confidence: float, batch_seconds: float) -> None:  # fmt: skip
     """Raise RtserError naming the first of the recognizer's settings out of its range (the board
     file's ``recognizer`` section is checked by the same function; the hop is checked against the
     model's window once the model is loaded)."""
@@ -62,6 +60,8 @@ def check_settings(*, hop_seconds: float | None, smoothing: float, switch_margin
         raise RtserError(f"pause_seconds must be between 0.05 and 60, got {pause_seconds}")
     if not 0 <= min_confidence < 1:
         raise RtserError(f"min_confidence must be in [0, 1), got {min_confidence}")
+    if not 0.01 <= batch_seconds <= 1:
+        raise RtserError(f"batch_seconds must be between 0.01 and 1, got {batch_seconds}")
 
 
 def _seconds(value: float) -> float:
@@ -77,8 +77,9 @@ class Recognizer:
     detector (:mod:`rtser.speech`); each speech segment (speech with no pause of ``pause_seconds``)
     gives ``speech`` start and stop events, ``emotion`` events every hop inside it, and one
     ``utterance`` event when it ends, its label ``"uncertain"`` below ``min_confidence``. Events are
-    dicts; see the README for their fields. Audio is worked on in batches of ``BATCH_SECONDS``, so
-    an event can come one push later than the audio that completed it. One recognizer serves one
+    dicts; see the README for their fields. Audio is worked on in batches of ``batch_seconds``
+    (smaller pushes wait for the next; a batch's cost is mostly fixed, so larger batches cost less
+    CPU), so an event can come up to that much later than the audio that completed it. One recognizer serves one
     stream; calls from several threads are taken one at a time (a lock), so their audio joins one
     stream in the order the calls get the lock.
     """
@@ -95,9 +96,10 @@ class Recognizer:
         min_confidence: float = 0.0,
         on_event: Callable[[Event], None] | None = None,
         threads: int = 1,
+        batch_seconds: float = 0.25,
     ):
         check_settings(hop_seconds=hop_seconds, smoothing=smoothing, switch_margin=switch_margin, pause_seconds=pause_seconds,
-                       min_confidence=min_confidence)  # fmt: skip
+                       min_confidence=min_confidence, batch_seconds=batch_seconds)  # fmt: skip
         self.manifest, self.backend = load_model(model, backend, threads)
         self.labels = self.manifest.labels
         self._features = self.manifest.features
@@ -110,6 +112,8 @@ class Recognizer:
         if pause_seconds is not None:
             detector = dataclasses.replace(detector, pause_seconds=float(pause_seconds))
         self._min_confidence = float(min_confidence)
+        self.batch_seconds = float(batch_seconds)
+        self._batch_samples = round(batch_seconds * self._features.sample_rate)
         self._window_frames = window.frames(self._features)
         self._hop_frames = window.hop_frames(self._features)
         self._pause_frames = max(1, round(detector.pause_seconds * self._features.frames_per_second))
@@ -182,13 +186,16 @@ class Recognizer:
         self._stretch_samples += len(samples)
         self._unheard.append(samples)
         self._unheard_samples += len(samples)
-        if self._unheard_samples < BATCH_SECONDS * self._features.sample_rate and not last:
+        if self._unheard_samples < self._batch_samples and not last:
             return []
         samples = np.concatenate(self._unheard)
         self._unheard, self._unheard_samples = [], 0
-        frames = self._extractor.push(samples)
+        with one_blas_thread():
+            frames = self._extractor.push(samples)
+            decisions = self._detector.push(samples, frames)
+            if last:
+                decisions = np.concatenate([decisions, self._detector.finish()])
         self._undecided.append(frames)
-        decisions = np.concatenate([self._detector.push(samples, frames), self._detector.finish() if last else np.zeros(0, np.uint8)])
         decided = min(len(decisions), len(self._undecided))
         return self._emit_all(self._consume(self._undecided.take(decided), decisions[:decided]))
 

@@ -129,7 +129,7 @@ def bench_text(figures: dict) -> str:
     model, stages = figures["model"], figures["stages_ms_per_audio_second"]
     measured = figures["measured"]
     lines = [
-        f"audio       {measured['audio_seconds']} s of {measured['audio']}, pushed {measured['push_seconds']} s at a time, one thread",
+        f"audio       {measured['audio_seconds']} s of {measured['audio']}, pushed {measured['push_seconds']} s at a time, worked on {measured['batch_seconds']} s at a time, one thread",
         f"cpu         {measured['cpu'] or 'unknown'}",
         f"pipeline    {figures['pipeline_x_realtime']}x real time ({figures['pipeline_cpu_ms_per_audio_second']} ms of CPU per second of audio)",
         f"model       {model['cpu_ms_per_window']['median']} ms per window (p95 {model['cpu_ms_per_window']['p95']}), {model['file_kb']} KB, {model['backend']}",

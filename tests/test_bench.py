@@ -6,7 +6,7 @@ from .conftest import DEFAULT_MODEL, run_rtser
 
 
 def test_bench_reports_every_figure_and_times_a_compared_model_in_the_same_run():
-    done = run_rtser("bench", "--seconds", "10", "--compare", DEFAULT_MODEL, timeout=300)
+    done = run_rtser("bench", "--seconds", "10", "--compare", DEFAULT_MODEL, "--batch-seconds", "0.5", timeout=300)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     for key in ("pipeline_x_realtime", "pipeline_cpu_ms_per_audio_second", "baseline_recompute_x_realtime", "feature_ms_per_audio_second",
@@ -14,7 +14,7 @@ def test_bench_reports_every_figure_and_times_a_compared_model_in_the_same_run()
         assert figures[key] > 0, key
     assert set(figures["stages_ms_per_audio_second"]) >= {"features", "speech_detector", "model"}
     measured = figures["measured"]
-    assert measured["threads"] == 1 and measured["audio_seconds"] == 10.0 and measured["push_seconds"] > 0
+    assert measured["threads"] == 1 and measured["audio_seconds"] == 10.0 and measured["push_seconds"] > 0 and measured["batch_seconds"] == 0.5
     assert {"numpy", "onnxruntime"} <= set(measured["versions"])
     for model in (figures["model"], figures["compared_model"]):
         assert set(model["cpu_ms_per_window"]) == {"median", "p95"} and model["file_kb"] > 0

@@ -72,6 +72,7 @@ def test_a_lost_device_is_found_again_by_name_even_on_another_card_number():
         ("recognizer: {switch_margin: 1.5}\n", "recognizer: switch_margin must be in"),
         ("recognizer: {pause_seconds: .nan}\n", "recognizer.pause_seconds: expected a finite number, got float nan"),
         ("recognizer: {pause_seconds: 600}\n", "recognizer: pause_seconds must be between 0.05 and 60, got 600"),
+        ("recognizer: {batch_seconds: 2}\n", "recognizer: batch_seconds must be between 0.01 and 1, got 2"),
         ("audio: {stall_seconds: .inf}\n", "audio.stall_seconds: expected a finite number, got float inf"),
         ("audio: {sample_rate: 1}\n", "audio: sample_rate must be between 4000 and 768000 Hz, got 1"),
         ("audio: {buffer_seconds: 1.0e+9}\n", "buffer_seconds at least 4 blocks and at most 600"),

@@ -199,7 +199,8 @@ def test_debug_shows_the_traceback_before_or_after_the_subcommand(where):
 @pytest.mark.parametrize(
     "setting, error",
     [({"smoothing": 2.5}, "smoothing must be in"), ({"switch_margin": 1.5}, "switch_margin must be in"), ({"smoothing": float("nan")}, "smoothing"),
-     ({"threads": 100000}, "threads must be a whole number"), ({"threads": 0}, "threads"), ({"min_confidence": 1.5}, "min_confidence"), ({"pause_seconds": 0}, "pause_seconds")],
+     ({"threads": 100000}, "threads must be a whole number"), ({"threads": 0}, "threads"), ({"min_confidence": 1.5}, "min_confidence"), ({"pause_seconds": 0}, "pause_seconds"),
+     ({"batch_seconds": 0}, "batch_seconds")],
 )
 def test_library_settings_out_of_range_are_one_rtser_error_naming_them(setting, error):
     from rtser import Recognizer, RtserError

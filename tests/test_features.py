@@ -17,6 +17,8 @@ from rtser.features import FeatureConfig, StreamingExtractor, count_frames, extr
 from rtser.pitch import REFERENCE_HZ, THRESHOLD
 from rtser.schema import ConfigError, build
 
+from .conftest import ROOT
+
 CONFIGS = [
     FeatureConfig(),
     FeatureConfig(n_mfcc=0, n_mels=64, n_fft=1024, win_length=1024, hop_length=256, fmin=0.0),
@@ -154,25 +156,30 @@ def test_bad_config_is_refused():
         build(FeatureConfig, {"colour": 1}, "features")
 
 
-def test_features_hold_blas_to_one_thread_in_a_program_that_loaded_numpy_first():
-    # a fresh process whose BLAS has two threads (numpy loaded before rtser, no environment set)
+def test_recognizer_and_extract_hold_blas_to_one_thread_in_a_program_that_loaded_numpy_first():
+    # a fresh process whose BLAS has two threads (numpy loaded before rtser, no environment set): the
+    # features' and the speech detector's products run on one thread, and the program's setting is
+    # given back after each push
     probe = (
-        "import numpy as np; from threadpoolctl import threadpool_info; import rtser.features as f\n"
-        "seen = []\n"
-        "product = np.ndarray.__matmul__\n"
-        "class Watched(np.ndarray):\n"
-        "    def __matmul__(self, other):\n"
-        "        seen.append(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))\n"
-        "        return product(np.asarray(self), other)\n"
-        "plan = f.FeaturePlan(f.FeatureConfig())\n"
-        "frames = np.random.default_rng(0).standard_normal((50, 512))\n"
-        "real_fft = np.fft.rfft\n"
-        "np.fft.rfft = lambda *a, **k: real_fft(*a, **k).view(Watched)\n"
-        "features = plan.frames_to_features(frames)\n"
-        "outside = max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
-        "print(seen, outside, features.shape)\n"
+        "import numpy as np, soundfile; from threadpoolctl import threadpool_info\n"
+        "import rtser, rtser.features as f, rtser.voice_network as v\n"
+        "threads = lambda: max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
+        "seen = {'features': set(), 'detector': set()}\n"
+        "def watched(name, method):\n"
+        "    def call(*args, **kwargs):\n"
+        "        seen[name].add(threads())\n"
+        "        return method(*args, **kwargs)\n"
+        "    return call\n"
+        "f.FeaturePlan.frames_to_features = watched('features', f.FeaturePlan.frames_to_features)\n"
+        "v.VoiceNetwork.probabilities = watched('detector', v.VoiceNetwork.probabilities)\n"
+        f"audio, rate = soundfile.read({os.path.join(ROOT, 'rtser', 'samples', 'emodb-six-emotions.flac')!r}, dtype='float32', frames=16000 * 8)\n"
+        "recognizer = rtser.Recognizer()\n"
+        "seen['detector'].clear()  # loading checked the network once, outside any push\n"
+        "events = [e for i in range(0, len(audio), 4000) for e in recognizer.push(audio[i : i + 4000], rate)]\n"
+        "f.extract(audio[:16000], f.FeatureConfig())\n"
+        "print(sorted(seen['features']), sorted(seen['detector']), threads(), any(e['type'] == 'emotion' for e in events))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | {"OPENBLAS_NUM_THREADS": "2"}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["[1]", "2", "(50,", "40)"]
+    assert done.stdout.split() == ["[1]", "[1]", "2", "True"]

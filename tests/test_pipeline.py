@@ -48,13 +48,15 @@ def test_replay_prints_contract_events(emodb_files):
     assert utterance["windows"] == len(emotions)
 
 
-def test_library_api_in_random_chunks_gives_the_replay_events(emodb_files):
+@pytest.mark.parametrize("batch_seconds", [0.01, 1.0])
+def test_library_api_in_random_chunks_gives_the_replay_events(emodb_files, batch_seconds):
+    # whatever the pushes and the batches they are worked on in, the events are those of replay
     path = emodb_files[200]
     expected = _replay(path)
     samples, rate = soundfile.read(path, dtype="int16")
     rng = np.random.default_rng(3)
     received = []
-    recognizer = Recognizer(on_event=received.append)
+    recognizer = Recognizer(on_event=received.append, batch_seconds=batch_seconds)
     returned, i = [], 0
     while i < len(samples):
         n = int(rng.integers(1, 4000))

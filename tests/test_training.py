@@ -16,7 +16,7 @@ import torch
 from rtser.features import extract
 from rtser.manifest import sha256_of
 from rtser.schema import ConfigError
-from training.config import load_config
+from training.config import load_config, recipe_features
 from training.corpora import DataMissing, data_root, load_corpora, load_emodb, load_ravdess
 from training.evaluate import NO_DECISION, scores
 from training.folds import corpus_folds, final_split, make_folds
@@ -218,6 +218,22 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path, section, error):
     path.write_text(f"name: x\ncorpora: [emodb]\nlabels: [anger]\nfolds: {{emodb: 2}}\n{section}\n")
     with pytest.raises(ConfigError, match=error):
         load_config(str(path))
+
+
+def test_recipe_features_are_what_the_overlays_make_them(tmp_path):
+    # what `python -m training detector --features-of RECIPE --with OVERLAY` teaches a detector on: the
+    # CNN-LSTM's 64 log-mel bands with the five-corpus recipe's pitch, where load_config refuses the pair
+    recipe = os.path.join(ROOT, "training/configs/five_corpora_loco.yaml")
+    overlay = os.path.join(ROOT, "training/configs/architectures/cnn_lstm_paper.yaml")
+    with pytest.raises(ConfigError, match="reads other feature frames"):
+        load_config(recipe, [overlay])
+    features = recipe_features(recipe, [overlay])
+    assert (features.n_mels, features.n_mfcc, features.pitch) == (64, 0, True)
+    assert recipe_features(recipe) == load_config(recipe).features
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("features: {n_mels: many}\n")
+    with pytest.raises(ConfigError, match="features"):
+        recipe_features(recipe, [str(bad)])
 
 
 def test_smoke_training_exports_models_that_rtser_runs(tmp_path):

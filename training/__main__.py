@@ -96,11 +96,15 @@ def _score(args) -> int:
 def _detector(args) -> int:
     from rtser.manifest import load_manifest
 
+    from .config import recipe_features
     from .detector import NETWORK_NAME, install_detector, train_detector
 
     network = args.network
     if network is None:
-        features = load_manifest(args.features_of).features
+        if os.path.isdir(args.features_of):
+            features = load_manifest(args.features_of).features
+        else:
+            features = recipe_features(args.features_of, args.overlays)
         figures = train_detector(args.out, features, args.corpora, args.files_per_corpus, args.epochs)
         for threshold, values in figures["validation"]["frames"].items():
             print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
@@ -172,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     detector.add_argument("--confirm-seconds", type=float, help="with --install: speech a segment needs to be reported")
     detector.add_argument("--backfill-seconds", type=float, help="with --install: how far a segment may start before the first speech frame")
     detector.add_argument("--min-speech-seconds", type=float, help="with --install: speech a window needs to be judged (the model's speech_gate)")
-    detector.add_argument("--features-of", default=os.path.join(HERE, "..", "rtser", "models", "default"), metavar="MODEL",
-                          help="the model whose feature frames the detector reads (default: the shipped one)")  # fmt: skip
+    detector.add_argument("--features-of", default=os.path.join(HERE, "..", "rtser", "models", "default"), metavar="MODEL_OR_RECIPE",
+                          help="the model folder or training recipe whose feature frames the detector reads (default: the shipped model)")  # fmt: skip
+    detector.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML",
+                          help="with a recipe as --features-of: an overlay on it (an architecture file); repeatable")  # fmt: skip
     detector.add_argument("--corpus", dest="corpora", action="append", choices=sorted(LOADERS),
                           help="corpus to take voices from; repeatable (default: every corpus found)")  # fmt: skip
     detector.add_argument("--files-per-corpus", type=int, default=400, help="utterances of each corpus that teach (default 400)")

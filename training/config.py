@@ -105,18 +105,29 @@ def _merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
-    """Read a YAML training recipe, then each overlay file on top of it (an architecture file brings
-    ``model`` and ``features``; see :func:`_merge`); overlay names join the run's name. Unknown keys
-    and wrong types raise ConfigError naming the files and the key."""
+def _merged_yaml(path: str, overlays: list[str]) -> dict:
+    """The recipe's YAML with each overlay merged on top."""
     raw = load_yaml(path)
     for overlay in overlays:
         extra = load_yaml(overlay)
         if "name" in extra:
             raise ConfigError(f"{overlay}: an overlay cannot set name")
         raw = _merge(raw, extra)
+    return raw
+
+
+def recipe_features(path: str, overlays: list[str] = ()) -> FeatureConfig:
+    """The feature frames a recipe (with its overlays) trains on, read without checking the rest of it:
+    what a speech detector for that recipe must be taught on."""
+    return load(FeatureConfig, " + ".join([path, *overlays]) + ": features", _merged_yaml(path, overlays).get("features", {}))
+
+
+def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
+    """Read a YAML training recipe, then each overlay file on top of it (an architecture file brings
+    ``model`` and ``features``; see :func:`_merge`); overlay names join the run's name. Unknown keys
+    and wrong types raise ConfigError naming the files and the key."""
     where = " + ".join([path, *overlays])
-    config = load(RunConfig, where, raw)
+    config = load(RunConfig, where, _merged_yaml(path, overlays))
     if config.train.average_last and config.train.patience < config.train.epochs:
         raise ConfigError(f"{where}: train.average_last needs every epoch trained: set train.patience to train.epochs")
     if config.protocol not in PROTOCOLS:

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from training.augment import AugmentConfig, Augmenter
+from training.augment import AugmentConfig, Augmenter, synthetic_room
 from training.config import load_config
 
 from .conftest import DATA, ROOT
@@ -105,3 +105,22 @@ def test_a_microphone_colouring_cuts_outside_its_band_and_colours_every_utteranc
     inside = band_power(heard, 800, 1200) / band_power(noise, 800, 1200)
     assert 10 ** (-12 / 10) < inside < 10 ** (12 / 10)  # tilt and resonance move the middle by a few dB only
     assert augmenter(colour_prob=0.0).channel().colour is None
+
+
+def test_synthetic_rooms_decay_in_their_reverberation_time_at_their_direct_to_reverberant_ratio(tmp_path):
+    rng = np.random.default_rng(0)
+    for rt60, drr_db in ((0.3, 10.0), (1.0, 0.0)):
+        room = synthetic_room(rng, RATE, rt60, drr_db)
+        assert abs(float(np.sum(room**2)) - 1) < 1e-4
+        assert abs(10 * np.log10(room[0] ** 2 / np.sum(room[1:] ** 2)) - drr_db) < 0.01
+        # Schroeder decay of the tail alone: -5 to -25 dB spans a third of the reverberation time
+        tail = room[int(0.002 * RATE) :] ** 2
+        decay = 10 * np.log10(np.cumsum(tail[::-1])[::-1] / np.sum(tail))
+        spanned = (np.argmax(decay < -25) - np.argmax(decay < -5)) / RATE
+        assert abs(3 * spanned - rt60) < 0.15 * rt60
+    # a recipe with synthetic rooms needs no impulse response files; each voice gets a room of its own
+    rooms = Augmenter(AugmentConfig(**{**OFF, "reverb_prob": 1.0, "rooms": "synthetic"}), str(tmp_path), RATE, seed=1)
+    first, second = rooms.channel().rir, rooms.channel().rir
+    assert first is not None and second is not None and (len(first) != len(second) or not np.allclose(first, second))
+    with pytest.raises(ValueError, match="rooms must be recorded or synthetic"):
+        AugmentConfig(rooms="cathedral")

@@ -25,6 +25,7 @@ from training.models.base import Averaged
 from training.models.statistics import time_statistics
 from training.sampling import balanced_weights, epoch_order
 from training.audio_cache import load_waves
+from training.augment import CHANNELS, Augmenter
 from training.dataset import prepare
 from training.feature_bank import FeatureBank
 from training.train import Trainer, _claim, mixup, speaker_indices
@@ -139,6 +140,30 @@ def test_a_shipped_model_is_scored_on_a_corpus_it_never_heard_alone_and_streamed
         assert metrics["held_out_corpora"][kind]["own_classes_mean_ua"] == round(metrics[kind]["nemo"]["ua"], 4)
     assert "first 10 of each voice" in metrics["tflite"] and "first 10 of each voice" not in metrics["tflite alone"]
     assert "tflite alone" in (tmp_path / "scored" / "held_out.md").read_text() and "mean UA" in done.stdout
+    assert metrics["channels"] == "recorded"
+    # the same files, each heard through a microphone, level and room of its own
+    os.symlink(os.path.join(data_root(), "noise"), data / "noise")
+    done = subprocess.run([*command[:-1], str(tmp_path / "changing"), "--channels", "all"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    changed = json.loads((tmp_path / "changing" / "held_out.json").read_text())
+    assert changed["channels"] == "all" and changed["tflite"]["nemo"]["n"] == n
+    assert "Channels: all (drawn anew for each utterance)" in (tmp_path / "changing" / "held_out.md").read_text()
+    done = subprocess.run([*command[:-1], str(tmp_path / "per_voice"), "--channels", "microphone", "--channel-per-voice"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "per_voice" / "held_out.json").read_text())["channels"] == "microphone, one per voice"
+
+
+def test_channels_drawn_anew_give_every_utterance_another_microphone_and_level():
+    augmenter = Augmenter(CHANNELS["all"], os.path.join(data_root(), "noise"), 16000)
+    voice = load_waves(load_emodb()[:1], 16000)[0]
+    heard = [augmenter.wave(voice) for _ in range(4)]
+    spectra = [np.abs(np.fft.rfft(h)) for h in heard]
+    levels = [float(np.sqrt(np.mean(h**2))) for h in heard]
+    assert all(len(h) == len(voice) for h in heard) and len({round(v, 4) for v in levels}) == 4
+    # each hears another band: the share of energy above 3 kHz differs from utterance to utterance
+    high = [float(np.sum(x[len(x) * 3 // 8 :] ** 2) / np.sum(x**2)) for x in spectra]
+    assert max(high) > 1.5 * min(high)
 
 
 def test_a_listed_corpus_not_built_is_a_clear_error(monkeypatch, tmp_path):
@@ -211,6 +236,7 @@ def test_scores_count_missing_decisions_as_errors():
         ("detector_network: nowhere/voice_network.npz", "detector_network nowhere/voice_network.npz not found"),
         ("detector_network: rtser/models/default/voice_network.npz\nfeatures: {n_mfcc: 0, n_mels: 64}", "reads other feature frames than the recipe's"),
         ("augment: {colour_prob: .nan}", "augment.colour_prob: expected a finite number"),
+        ("augment: {rooms: cathedral}", "augment: rooms must be recorded or synthetic"),
     ],
 )
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path, section, error):

@@ -85,7 +85,7 @@ def _compare(args) -> int:
 def _score(args) -> int:
     from .held_out import score_held_out, write_held_out
 
-    metrics = score_held_out(args.model, args.corpora)
+    metrics = score_held_out(args.model, args.corpora, args.channels, args.channel_per_voice)
     write_held_out(args.out, metrics, "python -m training " + " ".join(args.argv))
     for name, values in metrics["held_out_corpora"].items():
         print(f"{name}: 4 shared classes mean UA {values['shared_classes_mean_ua']:.3f}, lowest {values['shared_classes_lowest_ua']:.3f}")
@@ -134,6 +134,7 @@ def fold_set(text: str) -> set[int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; see ``--help``."""
+    from .augment import CHANNELS
     from .corpora import LOADERS
 
     parser = argparse.ArgumentParser(prog="python -m training")
@@ -168,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--corpus", dest="corpora", action="append", required=True, choices=sorted(LOADERS),
                        help="corpus to score on, all of its speakers; repeatable")  # fmt: skip
     score.add_argument("--out", required=True, help="folder for held_out.json and held_out.md")
+    score.add_argument("--channels", choices=CHANNELS, default="recorded",
+                       help="hear each utterance as recorded, or through a channel of its own: all (microphone, level, "
+                            "room, background) or one of them")  # fmt: skip
+    score.add_argument("--channel-per-voice", action="store_true", help="with --channels: one channel for each speaker instead of each utterance")
     detector = sub.add_parser("detector", help="train rtser's own speech detector, taught by Silero VAD")
     detector.add_argument("--out", help="train: folder for voice_network.npz and detector.json")
     detector.add_argument("--network", help="a network trained before, instead of training one")

@@ -7,6 +7,7 @@ a resonance). Features: random crops of the utterance and SpecAugment masks.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ class AugmentConfig:
     shift_prob: float = 0.0
     shift_seconds: float = 0.3
     reverb_prob: float = 0.3
+    rooms: str = "recorded"  # "recorded": the impulse responses of noise/rir; "synthetic": drawn by synthetic_room
+    room_rt60_seconds: tuple[float, float] = (0.2, 1.2)  # synthetic rooms: reverberation time drawn in this range
+    room_drr_db: tuple[float, float] = (-3.0, 12.0)  # synthetic rooms: direct-to-reverberant energy ratio drawn in this range
     colour_prob: float = 0.0  # a microphone's colouring: band limits, a spectral tilt and a resonance (Channel.colour)
     colour_band_hz: tuple[float, float, float, float] = (50.0, 400.0, 3000.0, 8000.0)  # low cut drawn in the first two, high cut in the last two
     colour_tilt_db_per_octave: float = 3.0  # drawn within plus or minus this, around 1 kHz
@@ -44,11 +48,32 @@ class AugmentConfig:
     freq_mask_bins: int = 4
     noise_folders: list[str] = field(default_factory=lambda: ["background", "nonspeech"])
 
+    def __post_init__(self) -> None:
+        if self.rooms not in ("recorded", "synthetic"):
+            raise ValueError(f"rooms must be recorded or synthetic, got {self.rooms!r}")
+
 
 def reverberated(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """``samples`` heard through a room impulse response (FFT convolution, cut to their length)."""
     size = 1 << (len(samples) + len(rir) - 2).bit_length()
     return np.fft.irfft(np.fft.rfft(samples, size) * np.fft.rfft(rir, size), size)[: len(samples)]
+
+
+def synthetic_room(rng: np.random.Generator, rate: int, rt60_seconds: float, drr_db: float) -> np.ndarray:
+    """A room's impulse response, unit energy: the direct sound, then after 2 ms a diffuse tail of
+    noise decaying by 60 dB in ``rt60_seconds`` (its high frequencies faster, as walls and air
+    absorb them), ``drr_db`` below the direct sound in energy."""
+    n = int(rate * rt60_seconds * 1.2)
+    t = np.arange(n) / rate
+    tail = rng.standard_normal(n) * 10 ** (-3 * t / rt60_seconds)
+    spectrum = np.fft.rfft(tail)
+    hz = np.fft.rfftfreq(n, 1 / rate)
+    spectrum *= 1 / np.sqrt(1 + (hz / 4000.0) ** 2)  # a gentle high cut: a tail duller than the direct sound
+    tail = np.fft.irfft(spectrum, n)
+    tail[: int(0.002 * rate)] = 0.0
+    tail *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(tail**2) + 1e-12))
+    tail[0] = 1.0
+    return (tail / np.sqrt(np.sum(tail**2))).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -99,7 +124,7 @@ class Augmenter:
         self.rirs = [r / (np.sqrt(np.sum(r**2)) + 1e-9) for r in rirs]
         if config.noise_prob > 0 and not self.noises:
             raise FileNotFoundError(f"noise augmentation is on but no noise files were found under {noise_root}")
-        if config.reverb_prob > 0 and not self.rirs:
+        if config.reverb_prob > 0 and config.rooms == "recorded" and not self.rirs:
             raise FileNotFoundError(f"reverb augmentation is on but no impulse responses were found under {noise_root}/rir")
 
     def _happens(self, probability: float) -> bool:
@@ -110,7 +135,7 @@ class Augmenter:
         ``speed_per_voice`` the speed), which the trainer shares among the utterances of one speaker,
         as the runtime hears a stream."""
         c = self.config
-        rir = self.rirs[self.rng.integers(len(self.rirs))] if self._happens(c.reverb_prob) else None
+        rir = self._room() if self._happens(c.reverb_prob) else None
         noise = self.noises[self.rng.integers(len(self.noises))] if self._happens(c.noise_prob) else None
         snr = float(self.rng.uniform(*c.snr_db))
         gain = float(10 ** (self.rng.uniform(*c.gain_db) / 20)) if self._happens(c.gain_prob) else 1.0
@@ -121,6 +146,12 @@ class Augmenter:
             tilt, peak_db = (float(self.rng.uniform(-v, v)) for v in (c.colour_tilt_db_per_octave, c.colour_peak_db))
             colour = Colour(float(low), float(high), tilt, float(2 ** self.rng.uniform(0, np.log2(5)) * 1000), peak_db)
         return Channel(rir, noise, snr, gain, speed, colour)
+
+    def _room(self) -> np.ndarray:
+        c = self.config
+        if c.rooms == "synthetic":
+            return synthetic_room(self.rng, self.rate, float(self.rng.uniform(*c.room_rt60_seconds)), float(self.rng.uniform(*c.room_drr_db)))
+        return self.rirs[self.rng.integers(len(self.rirs))]
 
     def wave(self, samples: np.ndarray, channel: Channel | None = None) -> np.ndarray:
         """Augment one utterance's waveform: speed (unless drawn per voice), pitch and time shift
@@ -180,3 +211,17 @@ class Augmenter:
             start = int(self.rng.integers(1, max(2, out.shape[1] - width)))  # keep c0
             out[:, start : start + width] = 0
         return out
+
+
+_UNCHANGED = AugmentConfig(gain_prob=0.0, speed_prob=0.0, reverb_prob=0.0, noise_prob=0.0, snr_db=(10.0, 30.0), noise_folders=["background"])
+# What each utterance may be heard through anew, as phone calls and TV audio come ("all": another
+# microphone's colouring and level, and half the time another room and a background under it; the
+# others one of those alone, to tell which one costs what).
+CHANNELS = {
+    "recorded": None,
+    "all": dataclasses.replace(_UNCHANGED, gain_prob=1.0, colour_prob=1.0, reverb_prob=0.5, noise_prob=0.5),
+    "level": dataclasses.replace(_UNCHANGED, gain_prob=1.0),
+    "microphone": dataclasses.replace(_UNCHANGED, colour_prob=1.0),
+    "room": dataclasses.replace(_UNCHANGED, reverb_prob=1.0),
+    "noise": dataclasses.replace(_UNCHANGED, noise_prob=1.0),
+}

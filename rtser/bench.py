@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import RtserError
 from .audio import StreamResampler, read_blocks, to_float_mono
+from .blas import one_blas_thread
 from .features import FeaturePlan, StreamingExtractor, extract
 from .pipeline import Recognizer
 from .speech import voice_detector
@@ -46,15 +47,17 @@ def detector_ms_per_second(manifest, audio: np.ndarray, chunk: int) -> float:
     given the feature frames of each chunk (computed beforehand, as the pipeline shares them)."""
     detector = voice_detector(manifest.speech_detector, manifest.features, manifest.folder)
     extractor = StreamingExtractor(manifest.features)
-    chunks = [(audio[i : i + chunk], extractor.push(audio[i : i + chunk])) for i in range(0, len(audio), chunk)]
-    cpu = _cpu(lambda: [detector.push(samples, frames) for samples, frames in chunks])
+    with one_blas_thread():  # as the pipeline runs it
+        chunks = [(audio[i : i + chunk], extractor.push(audio[i : i + chunk])) for i in range(0, len(audio), chunk)]
+        cpu = _cpu(lambda: [detector.push(samples, frames) for samples, frames in chunks])
     return round(1000 * cpu / (len(audio) / manifest.features.sample_rate), 3)
 
 
 def _run_streaming_features(config, audio: np.ndarray, chunk: int) -> None:
     extractor = StreamingExtractor(config)
-    for i in range(0, len(audio), chunk):
-        extractor.push(audio[i : i + chunk])
+    with one_blas_thread():  # as the pipeline runs it
+        for i in range(0, len(audio), chunk):
+            extractor.push(audio[i : i + chunk])
 
 
 def _window_starts(recognizer: Recognizer, n_samples: int) -> tuple[list[int], int]:

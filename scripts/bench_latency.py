@@ -1,6 +1,6 @@
 """Benchmark: delay from the last sample of a window to its event on an MQTT broker.
 
-    python scripts/bench_latency.py [--clips 20] [--hop 0.5]
+    python scripts/bench_latency.py [--clips 20] [--hop 0.5] [--batch-seconds 0.25]
 
 Starts the same real parts as the tests (a PulseAudio virtual microphone and a mosquitto broker on
 loopback), runs `rtser listen --mqtt-host ...` as a separate process, plays EMO-DB utterances into
@@ -33,6 +33,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20, help="EMO-DB utterances to play")
     parser.add_argument("--hop", type=float, default=0.5, help="seconds between windows")
+    parser.add_argument("--batch-seconds", type=float, default=0.25, help="audio the recognizer gathers before working on it")
     parser.add_argument("--data", default=os.environ.get("RTSER_DATA", os.path.join(ROOT, "..", "shared", "data")))
     args = parser.parse_args()
     files = sorted(glob.glob(os.path.join(args.data, "emodb", "wav", "*.wav")))[:: 5][: args.clips]
@@ -49,8 +50,11 @@ def main() -> int:
             watcher = Subscriber(broker.port, ["rtser/bench/emotion"])
             watcher.client.on_message = lambda c, u, m: received.setdefault(json.loads(m.payload)["timestamp"], time.time())
             block = 0.05
+            board = os.path.join(folder, "board.yaml")
+            with open(board, "w", encoding="utf-8") as handle:
+                handle.write(f"recognizer: {{batch_seconds: {args.batch_seconds}}}\n")
             run = LiveRun(
-                "--device", "emo_mic", "--hop", str(args.hop), "--status-seconds", "0.5",
+                "--config", board, "--device", "emo_mic", "--hop", str(args.hop), "--status-seconds", "0.5",
                 "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--site-id", "bench", env=pulse.env,
             )  # fmt: skip
             run.wait_for_audio()
@@ -73,6 +77,7 @@ def main() -> int:
         "max_ms": round(float(delays.max()), 1),
         "capture_block_ms": block * 1000,
         "hop_seconds": args.hop,
+        "batch_seconds": args.batch_seconds,
         "clips": len(files),
     }
     print(json.dumps(result))

@@ -124,3 +124,16 @@ def test_synthetic_rooms_decay_in_their_reverberation_time_at_their_direct_to_re
     assert first is not None and second is not None and (len(first) != len(second) or not np.allclose(first, second))
     with pytest.raises(ValueError, match="rooms must be recorded or synthetic"):
         AugmentConfig(rooms="cathedral")
+
+
+def test_a_share_of_utterances_gets_a_channel_of_its_own_instead_of_the_voices():
+    voice = tone(220.0)
+    shared = augmenter(gain_prob=1.0, channel_per_utterance=0.5)
+    channel = shared.channel()
+    levels = {round(float(np.abs(shared.wave(voice, channel)).max()), 4) for _ in range(40)}
+    assert round(0.3 * channel.gain, 4) in levels and len(levels) > 10  # the voice's level, and others drawn anew
+    alike = augmenter(gain_prob=1.0)
+    channel = alike.channel()
+    assert len({round(float(np.abs(alike.wave(voice, channel)).max()), 4) for _ in range(10)}) == 1
+    with pytest.raises(ValueError, match="channel_per_utterance must be between 0 and 1"):
+        AugmentConfig(channel_per_utterance=1.5)

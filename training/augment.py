@@ -47,10 +47,13 @@ class AugmentConfig:
     freq_masks: int = 2
     freq_mask_bins: int = 4
     noise_folders: list[str] = field(default_factory=lambda: ["background", "nonspeech"])
+    channel_per_utterance: float = 0.0  # share of utterances heard through a channel of their own instead of their speaker's
 
     def __post_init__(self) -> None:
         if self.rooms not in ("recorded", "synthetic"):
             raise ValueError(f"rooms must be recorded or synthetic, got {self.rooms!r}")
+        if not 0 <= self.channel_per_utterance <= 1:
+            raise ValueError(f"channel_per_utterance must be between 0 and 1, got {self.channel_per_utterance}")
 
 
 def reverberated(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
@@ -155,9 +158,11 @@ class Augmenter:
 
     def wave(self, samples: np.ndarray, channel: Channel | None = None) -> np.ndarray:
         """Augment one utterance's waveform: speed (unless drawn per voice), pitch and time shift
-        drawn for it, recorded through ``channel`` (drawn for it when None)."""
+        drawn for it, recorded through ``channel`` (drawn for it when None, or in a share
+        ``channel_per_utterance`` of the utterances whatever ``channel`` is)."""
         c = self.config
-        channel = channel or self.channel()
+        if channel is None or (c.channel_per_utterance and self.rng.random() < c.channel_per_utterance):
+            channel = self.channel()
         out = samples
         factor = channel.speed
         if not c.speed_per_voice and self._happens(c.speed_prob):

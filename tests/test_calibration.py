@@ -29,6 +29,9 @@ def test_the_fitted_temperature_undoes_overconfidence():
     report = calibration_report(reported, targets, np.arange(len(targets)) % 5)
     assert report["ece_after"] < report["ece_before"] / 3
     assert abs(report["ece_after"] - expected_calibration_error(true, targets)) < 0.03
+    # one fold pooled (a run's first process, before the others): no other folds to measure "after" on
+    alone = calibration_report(reported, targets, np.zeros(len(targets), int))
+    assert alone["ece_after"] is None and alone["temperature"] == fit_temperature(reported, targets)
 
 
 def test_the_manifest_temperature_scales_utterance_confidence(tmp_path):

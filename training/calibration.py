@@ -42,15 +42,19 @@ def fit_temperature(probs: np.ndarray, targets: np.ndarray) -> float:
 
 def calibration_report(probs: np.ndarray, targets: np.ndarray, folds: np.ndarray) -> dict:
     """The temperature fitted on all held-out decisions, and the calibration error before and after
-    scaling (after: each fold scaled by the temperature fitted on the other folds)."""
+    scaling (after: each fold scaled by the temperature fitted on the other folds; None with a
+    single fold, as there are no others to fit it on)."""
     after = np.zeros_like(probs)
     for fold in np.unique(folds):
         held = folds == fold
+        if held.all():
+            after = None
+            break
         after[held] = temperature_scaled(probs[held], fit_temperature(probs[~held], targets[~held]))
     return {
         "temperature": fit_temperature(probs, targets),
         "ece_before": round(expected_calibration_error(probs, targets), 4),
-        "ece_after": round(expected_calibration_error(after, targets), 4),
+        "ece_after": None if after is None else round(expected_calibration_error(after, targets), 4),
         "utterances": int(len(targets)),
         "bins": BINS,
     }

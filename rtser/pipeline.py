@@ -79,9 +79,9 @@ class Recognizer:
     ``utterance`` event when it ends, its label ``"uncertain"`` below ``min_confidence``. Events are
     dicts; see the README for their fields. Audio is worked on in batches of ``batch_seconds``
     (smaller pushes wait for the next; a batch's cost is mostly fixed, so larger batches cost less
-    CPU), so an event can come up to that much later than the audio that completed it. One recognizer serves one
-    stream; calls from several threads are taken one at a time (a lock), so their audio joins one
-    stream in the order the calls get the lock.
+    CPU), so an event can come up to that much later than the audio that completed it. One
+    recognizer serves one stream; calls from several threads are taken one at a time (a lock), so
+    their audio joins one stream in the order the calls get the lock.
     """
 
     def __init__(

@@ -13,7 +13,7 @@ from .errors import RtserError
 from .audio import StreamResampler, read_blocks, to_float_mono
 from .blas import one_blas_thread
 from .features import FeaturePlan, StreamingExtractor, extract
-from .pipeline import Recognizer
+from .pipeline import BATCH_SECONDS, Recognizer
 from .speech import voice_detector
 from .windows import prepare_window
 
@@ -148,19 +148,19 @@ def _replay_process(model: str | None, backend: str, audio: np.ndarray, rate: in
 
 
 def run_bench(model: str | None, backend: str, seconds: float, audio_path: str | None, compare: str | None = None,
-              batch_seconds: float = 0.25) -> dict:  # fmt: skip
+              batch_seconds: float | None = None) -> dict:  # fmt: skip
     """All figures, as a dict ready for JSON (``compare``: another model whose network is timed on
-    the same windows in the same run; ``batch_seconds``: the recognizer's)."""
+    the same windows in the same run; ``batch_seconds``: the recognizer's, None for its default)."""
     if not 1 <= seconds <= 36000:
         raise RtserError(f"--seconds must be between 1 and 36000, got {seconds:g}")
-    recognizer = Recognizer(model, backend=backend, threads=1, batch_seconds=batch_seconds)
+    recognizer = Recognizer(model, backend=backend, threads=1, batch_seconds=BATCH_SECONDS if batch_seconds is None else batch_seconds)
     rate = recognizer.manifest.features.sample_rate
     clip = _load(audio_path or SAMPLE, rate)
     repeats = int(np.ceil(seconds * rate / len(clip)))
     audio = np.tile(clip, repeats)[: int(seconds * rate)]
     duration = len(audio) / rate
     chunk = int(CHUNK_SECONDS * rate)
-    batch = max(chunk, round(recognizer.batch_seconds * rate))  # what the stages are given at once inside the pipeline
+    batch = -(-round(recognizer.batch_seconds * rate) // chunk) * chunk  # what the pipeline gathers: whole pushes up to a batch
     config = recognizer.manifest.features
     pipeline_cpu = _cpu(lambda: _run_pipeline(recognizer, audio, chunk))
     baseline_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=False))

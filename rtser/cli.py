@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=60.0, help="seconds of audio to process")
     bench.add_argument("--audio", help="audio file for the benchmark, repeated up to --seconds (default: the shipped six-utterance sample)")
     bench.add_argument("--compare", metavar="MODEL", help="another model folder whose network is timed on the same windows")
-    bench.add_argument("--batch-seconds", type=float, default=0.25, help="audio the recognizer gathers before working on it (default 0.25, as listen)")
+    bench.add_argument("--batch-seconds", type=float, help="audio the recognizer gathers before working on it (default: as listen, 0.25)")
     bench.set_defaults(run=cmd_bench)
     return parser
 

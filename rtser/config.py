@@ -15,7 +15,7 @@ from .backends import BACKEND_CHOICES, check_threads
 from .audio import MAX_CHANNELS, MAX_RATE, MIN_RATE
 from .errors import RtserError
 from .events import check_event_types
-from .pipeline import check_settings
+from .pipeline import BATCH_SECONDS, check_settings
 from .schema import build, load, load_yaml
 from .text import FORMATS
 
@@ -64,7 +64,7 @@ class RecognizerSettings:
     pause_seconds: float | None = None  # None: the model's (a pause this long ends an utterance)
     min_confidence: float = 0.0  # an utterance less sure than this is labelled "uncertain"
     threads: int = 1
-    batch_seconds: float = 0.25  # audio gathered before it is worked on: more costs less CPU, events come up to this much later
+    batch_seconds: float = BATCH_SECONDS  # audio gathered before it is worked on: more costs less CPU, events come up to this much later
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_CHOICES:

@@ -28,6 +28,7 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
 Event = dict
 
 MAX_BLOCK_SECONDS = 5.0  # a push is worked on at most this much at once
+BATCH_SECONDS = 0.25  # audio gathered before it is worked on, by default (Recognizer's batch_seconds)
 
 
 class AudioWarning(UserWarning):
@@ -96,7 +97,7 @@ class Recognizer:
         min_confidence: float = 0.0,
         on_event: Callable[[Event], None] | None = None,
         threads: int = 1,
-        batch_seconds: float = 0.25,
+        batch_seconds: float = BATCH_SECONDS,
     ):
         check_settings(hop_seconds=hop_seconds, smoothing=smoothing, switch_margin=switch_margin, pause_seconds=pause_seconds,
                        min_confidence=min_confidence, batch_seconds=batch_seconds)  # fmt: skip

@@ -26,6 +26,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from rtser.pipeline import BATCH_SECONDS  # noqa: E402
 from tests.realparts import LiveRun, Mosquitto, PulseAudio, Subscriber, play_each  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20, help="EMO-DB utterances to play")
     parser.add_argument("--hop", type=float, default=0.5, help="seconds between windows")
-    parser.add_argument("--batch-seconds", type=float, default=0.25, help="audio the recognizer gathers before working on it")
+    parser.add_argument("--batch-seconds", type=float, default=BATCH_SECONDS, help="audio the recognizer gathers before working on it")
     parser.add_argument("--data", default=os.environ.get("RTSER_DATA", os.path.join(ROOT, "..", "shared", "data")))
     args = parser.parse_args()
     files = sorted(glob.glob(os.path.join(args.data, "emodb", "wav", "*.wav")))[:: 5][: args.clips]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,6 +150,13 @@ class Augmenter:
             tilt, peak_db = (float(self.rng.uniform(-v, v)) for v in (c.colour_tilt_db_per_octave, c.colour_peak_db))
             colour = Colour(float(low), float(high), tilt, float(2 ** self.rng.uniform(0, np.log2(5)) * 1000), peak_db)
         return Channel(rir, noise, snr, gain, speed, colour)
+
+    def heard(self, waves: Sequence[np.ndarray], speakers: Sequence[str] | None = None) -> Iterator[np.ndarray]:
+        """Each wave augmented as :meth:`wave` does, through its speaker's channel (one drawn for
+        each speaker first, in sorted order, as a stream has one microphone and room), or through
+        one of its own when ``speakers`` is None."""
+        channels = {speaker: self.channel() for speaker in sorted(set(speakers))} if speakers is not None else {}
+        return (self.wave(wave, channels.get(speaker)) for wave, speaker in zip(waves, speakers or [None] * len(waves)))
 
     def _room(self) -> np.ndarray:
         c = self.config

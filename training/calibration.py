@@ -44,13 +44,12 @@ def calibration_report(probs: np.ndarray, targets: np.ndarray, folds: np.ndarray
     """The temperature fitted on all held-out decisions, and the calibration error before and after
     scaling (after: each fold scaled by the temperature fitted on the other folds; None with a
     single fold, as there are no others to fit it on)."""
-    after = np.zeros_like(probs)
-    for fold in np.unique(folds):
-        held = folds == fold
-        if held.all():
-            after = None
-            break
-        after[held] = temperature_scaled(probs[held], fit_temperature(probs[~held], targets[~held]))
+    after = None
+    if len(np.unique(folds)) > 1:
+        after = np.zeros_like(probs)
+        for fold in np.unique(folds):
+            held = folds == fold
+            after[held] = temperature_scaled(probs[held], fit_temperature(probs[~held], targets[~held]))
     return {
         "temperature": fit_temperature(probs, targets),
         "ece_before": round(expected_calibration_error(probs, targets), 4),

@@ -78,8 +78,7 @@ class FeatureBank:
         else:
             rate = config.features.sample_rate
             augmenter = Augmenter(config.augment, os.path.join(data_root(), "noise"), rate, config.train.seed + COPY_SEED_STRIDE * copy)
-            channels = {speaker: augmenter.channel() for speaker in sorted(set(self.speakers))}
-            heard = (augmenter.wave(wave, channels[speaker]) for wave, speaker in zip(self.waves, self.speakers))
+            heard = augmenter.heard(self.waves, self.speakers)
         what = "clean features" if copy is None else f"features, channel copy {copy + 1}"
         frames = [extract(wave, config.features, plan) for wave in tqdm(heard, desc=what, total=len(self.waves), unit="file")]
         offsets = np.cumsum([0] + [len(f) for f in frames])

@@ -33,8 +33,7 @@ def score_held_out(model_folder: str, corpora: list[str], channels: str = "recor
     waves = load_waves(utterances, manifest.features.sample_rate)
     if CHANNELS[channels] is not None:
         augmenter = Augmenter(CHANNELS[channels], os.path.join(data_root(), "noise"), manifest.features.sample_rate)
-        voices = {speaker: augmenter.channel() for speaker in sorted(set(u.speaker for u in utterances))} if channel_per_voice else {}
-        waves = [augmenter.wave(wave, voices.get(u.speaker)) for wave, u in zip(waves, utterances)]
+        waves = list(augmenter.heard(waves, [u.speaker for u in utterances] if channel_per_voice else None))
     truth = np.array([labels.index(u.label) for u in utterances])
     speakers = [u.speaker for u in utterances]
     everyone = list(range(len(utterances)))

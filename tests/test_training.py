@@ -267,7 +267,9 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     env = dict(os.environ, RTSER_CACHE=str(tmp_path / "cache"))
 
     def train_smoke(*extra):
-        command = [sys.executable, "-m", "training", "train", "training/configs/default.yaml", "--smoke", "--out", str(out)]
+        # the default recipe with the statistics classifier, so that its parts can be scored apart below
+        command = [sys.executable, "-m", "training", "train", "training/configs/default.yaml", "--with", "training/configs/experiments/statistics.yaml",
+                   "--smoke", "--out", str(out)]  # fmt: skip
         return subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
     done = train_smoke()
@@ -444,7 +446,7 @@ def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_
 
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
-    config = load_config(os.path.join(CONFIGS, "default.yaml"))
+    config = load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "statistics.yaml")])
     config.validation_speakers_per_corpus = 2
     config.train.statistics_with_validation = with_validation
     config.train.statistics_l2 = [0.005, 0.05] if with_validation else 0.02  # a list: chosen on the fit speakers

@@ -179,12 +179,13 @@ def teacher_segments(stream: np.ndarray, pause_seconds: float, confirm_seconds: 
     return [(float(a), float(b)) for a, b in segments if b - a >= confirm_seconds]
 
 
-def boundary_errors(segments: list[tuple[float, float]], truth: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Each utterance's start and stop error: the nearest segment start and stop, less its own."""
+def boundary_figures(segments: list[tuple[float, float]], truth: list[tuple[float, float]]) -> dict:
+    """Each utterance's start and stop error (the nearest segment start and stop, less its own),
+    summarised, and the segments counted."""
     starts, stops = [a for a, _ in segments], [b for _, b in segments]
     start_err = [min(starts, key=lambda s: abs(s - a)) - a for a, _ in truth]
     stop_err = [min(stops, key=lambda s: abs(s - b)) - b for _, b in truth]
-    return np.array(start_err), np.array(stop_err)
+    return {"start": summary(np.array(start_err)), "stop": summary(np.array(stop_err)), "segments": len(segments)}
 
 
 def detector_cost(recognizer: Recognizer, speech: list[str]) -> dict:
@@ -247,14 +248,10 @@ def main() -> None:
     for condition, noise_file, snr in (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10), ("pink noise, 10 dB SNR", "pink_noise.flac", 10)):
         noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
         stream, truth, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
-        found = {"rtser": recognizer_segments(recognizer, stream)}
+        figures = {"utterances": len(truth), "pauses_inside_utterances": inside, **boundary_figures(recognizer_segments(recognizer, stream), truth)}
         if args.teacher:
-            found["teacher"] = teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds)
-        report["boundaries"][condition] = {"utterances": len(truth), "pauses_inside_utterances": inside}
-        for name, segments in found.items():
-            start_err, stop_err = boundary_errors(segments, truth)
-            figures = {"start": summary(start_err), "stop": summary(stop_err), "segments": len(segments)}
-            report["boundaries"][condition].update(figures if name == "rtser" else {"teacher": figures})
+            figures["teacher"] = boundary_figures(teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds), truth)
+        report["boundaries"][condition] = figures
         print("boundaries,", condition, report["boundaries"][condition])
 
     report["cost"] = {"pipeline_cpu_ms_per_audio_second": round(1000 * cpu / heard, 2), **detector_cost(recognizer, speech_files["emodb"][:100])}

@@ -124,7 +124,8 @@ def recipe_features(path: str, overlays: list[str] = ()) -> FeatureConfig:
 
 def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     """Read a YAML training recipe, then each overlay file on top of it (an architecture file brings
-    ``model`` and ``features``; see :func:`_merge`); overlay names join the run's name. Unknown keys
+    ``model``, ``features`` and, where the architecture has its own, its ``train`` schedule; see
+    :func:`_merge`); overlay names join the run's name. Unknown keys
     and wrong types raise ConfigError naming the files and the key."""
     where = " + ".join([path, *overlays])
     config = load(RunConfig, where, _merged_yaml(path, overlays))

@@ -359,6 +359,12 @@ def test_overlays_merge_sections_but_replace_the_model(tmp_path):
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
 
 
+def test_an_architecture_brings_its_own_schedule_and_the_recipe_keeps_the_rest():
+    config = load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [os.path.join(CONFIGS, "architectures", "timnet.yaml")])
+    assert (config.train.epochs, config.train.batch_size, config.train.average_last) == (100, 64, 10)
+    assert config.train.label_smoothing == 0.1 and config.folds == {"emodb": 10}
+
+
 def test_mixup_pairs_each_example_with_another_and_is_off_at_alpha_zero():
     rng = np.random.default_rng(0)
     share, partner = mixup(8, 0.0, rng)

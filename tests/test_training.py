@@ -359,6 +359,17 @@ def test_overlays_merge_sections_but_replace_the_model(tmp_path):
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
 
 
+def test_a_recipe_on_a_base_recipe_is_the_base_with_its_own_keys_on_top(tmp_path):
+    speakers = load_config(os.path.join(CONFIGS, "five_corpora_speakers.yaml"))
+    loco = load_config(os.path.join(CONFIGS, "five_corpora_loco.yaml"))
+    assert (speakers.protocol, speakers.folds["turev"], speakers.name) == ("speaker_groups", 6, "five_corpora_speakers")
+    assert (speakers.model, speakers.train, speakers.features, speakers.speech_detector) == (loco.model, loco.train, loco.features, loco.speech_detector)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\n")
+    with pytest.raises(ConfigError, match="b.yaml: base a.yaml leads back to itself"):
+        load_config(str(tmp_path / "a.yaml"))
+
+
 def test_an_architecture_brings_its_own_schedule_and_the_recipe_keeps_the_rest():
     config = load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [os.path.join(CONFIGS, "architectures", "timnet.yaml")])
     assert (config.train.epochs, config.train.batch_size, config.train.average_last) == (100, 64, 10)

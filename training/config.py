@@ -105,9 +105,24 @@ def _merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def _merged_yaml(path: str, overlays: list[str]) -> dict:
-    """The recipe's YAML with each overlay merged on top."""
+def _recipe_yaml(path: str, seen: tuple[str, ...] = ()) -> dict:
+    """A recipe's YAML; one that names a ``base`` recipe (a path from its own folder) is that recipe
+    with its own keys merged on top."""
     raw = load_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be the path of another recipe")
+    base_path, chain = os.path.join(os.path.dirname(path), base), (*seen, os.path.abspath(path))
+    if os.path.abspath(base_path) in chain:
+        raise ConfigError(f"{path}: base {base} leads back to itself")
+    return _merge(_recipe_yaml(base_path, chain), raw)
+
+
+def _merged_yaml(path: str, overlays: list[str]) -> dict:
+    """The recipe's YAML (with its base) and each overlay merged on top."""
+    raw = _recipe_yaml(path)
     for overlay in overlays:
         extra = load_yaml(overlay)
         if "name" in extra:

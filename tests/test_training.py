@@ -90,16 +90,22 @@ def test_leaving_one_corpus_out_tests_each_corpus_whole_and_trains_on_the_others
         assert len(fold.validation) == 1 and not fold.validation & fold.train
 
 
-def test_a_smoke_run_leaving_one_corpus_out_scores_each_file_alone_and_streamed_on_the_shared_classes(tmp_path):
-    data = tmp_path / "data"
+def five_corpora(root) -> str:
+    """A data folder of the five corpora: EMO-DB, RAVDESS and the noise as CI has them, and nEMO,
+    ASED and TurEV-DB as small fixture corpora of two speakers each, with their own labels."""
+    data = root / "data"
+    os.makedirs(data)
     for name in ("emodb", "ravdess", "noise"):
-        os.makedirs(data, exist_ok=True)
         os.symlink(os.path.join(data_root(), name), data / name)
     speakers = [("s1", "f"), ("s2", "m")]
     for corpus, labels in (("nemo", ["anger", "fear", "happiness", "neutral", "sadness"]), ("ased", ["anger", "fear", "happiness", "neutral", "sadness"]), ("turev", ["anger", "calm", "happiness", "sadness"])):
         _listed_corpus(data, corpus, [(speaker, sex, label) for speaker, sex in speakers for label in labels])
+    return str(data)
+
+
+def test_a_smoke_run_leaving_one_corpus_out_scores_each_file_alone_and_streamed_on_the_shared_classes(tmp_path):
     out = tmp_path / "run"
-    env = dict(os.environ, RTSER_DATA=str(data), RTSER_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, RTSER_DATA=five_corpora(tmp_path), RTSER_CACHE=str(tmp_path / "cache"))
     command = [sys.executable, "-m", "training", "train", "training/configs/five_corpora_loco.yaml", "--smoke", "--no-final", "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -264,7 +270,7 @@ def test_recipe_features_are_what_the_overlays_make_them(tmp_path):
 
 def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     out = tmp_path / "run"
-    env = dict(os.environ, RTSER_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, RTSER_DATA=five_corpora(tmp_path), RTSER_CACHE=str(tmp_path / "cache"))
 
     def train_smoke(*extra):
         # the default recipe with the statistics classifier, so that its parts can be scored apart below
@@ -286,8 +292,9 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path):
     detector = manifest["speech_detector"]
     assert detector["kind"] == "voice_network" and detector["threshold"] == 0.95
     assert sha256_of(str(out / "model" / detector["network"])) == detector["sha256"] == sha256_of(os.path.join(ROOT, "rtser/models/default/voice_network.npz"))
-    speakers = manifest["training"]["speakers"]  # the default recipe has no validation speakers: every voice trains
-    assert speakers["validation"] == [] and set(speakers["train"]) == {u.speaker for u in load_corpora(["emodb", "ravdess"], SHARED)}
+    speakers = manifest["training"]["speakers"]  # the default recipe has no validation speakers: every voice of the five corpora trains
+    everyone = {u.speaker for u in load_corpora(["emodb", "ravdess"], SHARED)} | {f"{c}-s{k}" for c in ("nemo", "ased", "turev") for k in (1, 2)}
+    assert speakers["validation"] == [] and set(speakers["train"]) == everyone
     for kind in ("tflite", "onnx"):
         replay = run_rtser("replay", SAMPLE, "--model", str(out / "model"), "--backend", kind)
         assert replay.returncode == 0, replay.stderr
@@ -360,10 +367,12 @@ def test_overlays_merge_sections_but_replace_the_model(tmp_path):
 
 
 def test_a_recipe_on_a_base_recipe_is_the_base_with_its_own_keys_on_top(tmp_path):
-    speakers = load_config(os.path.join(CONFIGS, "five_corpora_speakers.yaml"))
-    loco = load_config(os.path.join(CONFIGS, "five_corpora_loco.yaml"))
-    assert (speakers.protocol, speakers.folds["turev"], speakers.name) == ("speaker_groups", 6, "five_corpora_speakers")
-    assert (speakers.model, speakers.train, speakers.features, speakers.speech_detector) == (loco.model, loco.train, loco.features, loco.speech_detector)
+    default = load_config(os.path.join(CONFIGS, "default.yaml"))
+    loco, two = (load_config(os.path.join(CONFIGS, name)) for name in ("five_corpora_loco.yaml", "emodb_ravdess.yaml"))
+    assert (loco.protocol, loco.folds, loco.name) == ("leave_one_corpus_out", {}, "five_corpora_loco")  # folds are replaced whole
+    assert (loco.model, loco.train, loco.features, loco.corpora) == (default.model, default.train, default.features, default.corpora)
+    assert (two.corpora, two.folds, two.train.balanced_sampling, two.train.class_weights) == (["emodb", "ravdess"], {"emodb": 5, "ravdess": 6}, False, True)
+    assert (two.model, two.train.epochs, two.speech_detector) == (default.model, default.train.epochs, default.speech_detector)
     (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\n")
     with pytest.raises(ConfigError, match="b.yaml: base a.yaml leads back to itself"):
@@ -463,7 +472,7 @@ def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_
 
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):
-    config = load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "statistics.yaml")])
+    config = load_config(os.path.join(CONFIGS, "emodb_ravdess.yaml"), [os.path.join(CONFIGS, "experiments", "statistics.yaml")])
     config.validation_speakers_per_corpus = 2
     config.train.statistics_with_validation = with_validation
     config.train.statistics_l2 = [0.005, 0.05] if with_validation else 0.02  # a list: chosen on the fit speakers

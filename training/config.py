@@ -94,11 +94,11 @@ class RunConfig:
 
 
 def _merge(base: dict, overlay: dict) -> dict:
-    """``base`` with ``overlay``'s keys: mappings merge key by key, except ``model``, which is
-    replaced whole (its options belong to one architecture)."""
+    """``base`` with ``overlay``'s keys: mappings merge key by key, except ``model`` (its options
+    belong to one architecture) and ``folds`` (they belong to one protocol), which are replaced whole."""
     out = dict(base)
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "model":
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("model", "folds"):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value

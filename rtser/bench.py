@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -165,6 +166,7 @@ def run_bench(model: str | None, backend: str, seconds: float, audio_path: str |
     pipeline_cpu = _cpu(lambda: _run_pipeline(recognizer, audio, chunk))
     baseline_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=False))
     features_cpu = _cpu(lambda: _run_streaming_features(config, audio, batch))
+    spectral_cpu = _cpu(lambda: _run_streaming_features(dataclasses.replace(config, pitch=False), audio, batch)) if config.pitch else features_cpu
     baseline_features_cpu = _cpu(lambda: _run_recompute_baseline(recognizer, audio, features_only=True))
     figures = {
         "measured": {"audio": os.path.abspath(audio_path or SAMPLE) + (" (repeated)" if repeats > 1 else ""), "audio_seconds": round(duration, 1),
@@ -183,7 +185,8 @@ def run_bench(model: str | None, backend: str, seconds: float, audio_path: str |
         "speech_detector_ms_per_audio_second_on_silence": detector_ms_per_second(recognizer.manifest, np.zeros_like(audio), batch),
         "replay_3s_file": _replay_process(model, backend, audio, rate),
     }
-    stages = {"features": figures["feature_ms_per_audio_second"], "speech_detector": figures["speech_detector_ms_per_audio_second"],
+    stages = {"features": 1000 * spectral_cpu / duration, "pitch": 1000 * (features_cpu - spectral_cpu) / duration,
+              "speech_detector": figures["speech_detector_ms_per_audio_second"],
               "model": figures["model"]["cpu_ms_per_window"]["median"] / recognizer.manifest.window.hop_seconds}  # fmt: skip
     stages["the rest (windows, normalisation, events)"] = figures["pipeline_cpu_ms_per_audio_second"] - sum(stages.values())
     figures["stages_ms_per_audio_second"] = {name: round(ms, 3) for name, ms in stages.items()}

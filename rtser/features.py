@@ -5,7 +5,7 @@ stream needs no future samples); the Hann window of ``win_length`` samples sits 
 the frame, as in librosa. The mel filters use the Slaney scale and area normalisation (librosa's
 defaults), the log is ``10 * log10(max(power, log_floor))`` and the MFCC is the orthonormal DCT-II
 of the log-mel bands. With ``pitch`` on, two channels follow the spectral ones: the voice's pitch
-and its periodicity (:mod:`rtser.pitch`).
+and its periodicity (:mod:`rtser.pitch`), from every ``pitch_stride``-th sample of each frame.
 
 Before its spectrum, each frame has the signal's DC offset removed (a cheap microphone's constant
 or drifting offset would otherwise fill the lowest mel band and shift every MFCC): the running,
@@ -43,6 +43,7 @@ class FeatureConfig:
     pitch: bool = False  # append pitch (semitones) and periodicity channels
     pitch_fmin: float = 75.0
     pitch_fmax: float = 600.0
+    pitch_stride: int = 1  # the pitch tracker reads every pitch_stride-th sample of each frame
     dc_seconds: float = 1.0  # time constant of the DC offset estimate removed from each frame; 0: none
 
     def __post_init__(self) -> None:
@@ -61,8 +62,10 @@ class FeatureConfig:
         if self.pitch:
             if not 0 < self.pitch_fmin < self.pitch_fmax:
                 raise ValueError("need 0 < pitch_fmin < pitch_fmax")
-            shortest, longest = lag_range(self.sample_rate, self.pitch_fmin, self.pitch_fmax)
-            if shortest >= longest or 2 * longest > self.n_fft:
+            if self.pitch_stride not in (1, 2, 4) or self.sample_rate % self.pitch_stride or self.n_fft % self.pitch_stride:
+                raise ValueError("pitch_stride must be 1, 2 or 4, and divide sample_rate and n_fft")
+            shortest, longest = lag_range(self.sample_rate // self.pitch_stride, self.pitch_fmin, self.pitch_fmax)
+            if shortest >= longest or 2 * longest > self.n_fft // self.pitch_stride:
                 raise ValueError("need pitch_fmin < pitch_fmax, with two periods of pitch_fmin in n_fft samples")
 
     @property
@@ -163,7 +166,7 @@ class SignalTrack:
     features have pitch, its pitch track."""
 
     def __init__(self, config: FeatureConfig):
-        self.pitch = PitchTrack(config.sample_rate, config.pitch_fmin, config.pitch_fmax) if config.pitch else None
+        self.pitch = PitchTrack(config.sample_rate, config.pitch_fmin, config.pitch_fmax, config.pitch_stride) if config.pitch else None
         self._keep = float(np.exp(-config.hop_length / (config.dc_seconds * config.sample_rate))) if config.dc_seconds else 0.0
         self._weighted_sum = self._weight = 0.0
 

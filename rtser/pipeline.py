@@ -28,6 +28,7 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
 Event = dict
 
 MAX_BLOCK_SECONDS = 5.0  # a push is worked on at most this much at once
+HISTORY_CHUNK = 128  # decided frames put in the window history at once
 BATCH_SECONDS = 0.25  # audio gathered before it is worked on, by default (Recognizer's batch_seconds)
 
 
@@ -141,7 +142,10 @@ class Recognizer:
         # A stretch is contiguous audio; a gap in the input starts a new one (and ends any speech).
         self._extractor = StreamingExtractor(self._features)
         self._detector.reset()
-        self._history = FrameHistory(self._window_frames + self._pause_frames, self._features.n_features)
+        # a window reaches back from its segment's last speech frame, at most a pause before the
+        # newest frame decided, itself at most a chunk before the newest frame stored
+        self._history = FrameHistory(self._window_frames + self._pause_frames + HISTORY_CHUNK, self._features.n_features)
+        self._frames_stored = 0
         self._undecided = FrameQueue(self._features.n_features)
         self._unheard: list[np.ndarray] = []  # samples waiting for a batch
         self._unheard_samples = 0
@@ -235,9 +239,18 @@ class Recognizer:
 
     def _consume(self, frames: np.ndarray, decisions: np.ndarray) -> list[Event]:
         events: list[Event] = []
-        for frame, decision in zip(frames, decisions):
+        for start in range(0, len(frames), HISTORY_CHUNK):
+            chunk = frames[start : start + HISTORY_CHUNK]
+            self._history.extend(chunk)
+            self._frames_stored += len(chunk)
+            events += self._follow(decisions[start : start + HISTORY_CHUNK].tolist())
+        return events
+
+    def _follow(self, decisions: list[int]) -> list[Event]:
+        """Open, hold and close speech segments frame by frame; evaluate their windows."""
+        events: list[Event] = []
+        for decision in decisions:
             index = self._frames_seen
-            self._history.extend(frame[None])
             self._frames_seen += 1
             self._onset_run = self._onset_run + 1 if decision & (LOUD | VOICED) else 0
             segment = self._speech
@@ -259,7 +272,7 @@ class Recognizer:
     def _evaluate_window(self, segment: SpeechSegment) -> list[Event]:
         """The window ending at the segment's last speech frame, from the segment's frames only."""
         first = max(segment.first, segment.last - self._window_frames + 1)
-        newest = self._frames_seen - 1
+        newest = self._frames_stored - 1
         window = self._history.latest(newest - first + 1)[: segment.last - first + 1]
         segment.evaluated_to = segment.last
         mask = speech_mask(window, self._features, self.manifest.gate)

@@ -1,8 +1,12 @@
 """rtser's own speech detector: taught by the real Silero VAD on real corpora, run by the runtime
 in numpy exactly as its torch twin computes it, installed into a model folder that rtser runs."""
 
+import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,10 +17,11 @@ from rtser import Recognizer
 from rtser.features import FeaturePlan
 from rtser.manifest import load_manifest, sha256_of
 from rtser.pipeline import DEFAULT_MODEL
+from rtser.schema import ConfigError
 from rtser.voice_network import load_voice_network
-from training.detector import FrameDetectorNet, install_detector, loud_voiced_frames, shifted_calls, train_detector
+from training.detector import FrameDetectorNet, install_detector, loud_voiced_frames, reading_frames, shifted_calls, train_detector
 
-from .conftest import SAMPLE, run_rtser
+from .conftest import ROOT, SAMPLE, run_rtser
 
 
 def test_loud_voiced_frames_are_the_voice_not_silence_or_noise():
@@ -44,6 +49,24 @@ def test_the_runtime_network_computes_what_its_torch_twin_does():
     got = network.probabilities(network.project(frames[0]))
     assert got.shape == expected.shape == (50,)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_network_is_set_to_read_pitch_from_fewer_samples_and_to_nothing_else(tmp_path):
+    shipped = os.path.join(DEFAULT_MODEL, "voice_network.npz")
+    trained = load_voice_network(shipped)
+    halved = dataclasses.replace(trained.features, pitch_stride=2)
+    overlay = tmp_path / "pitch_stride2.yaml"
+    overlay.write_text("features: {pitch: true, pitch_stride: 2}\n")
+    done = subprocess.run([sys.executable, "-m", "training", "detector", "--network", shipped, "--out", str(tmp_path),
+                           "--features-of", os.path.join(ROOT, "training", "configs", "default.yaml"), "--with", str(overlay)],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    relabelled = load_voice_network(str(tmp_path / "voice_network.npz"))
+    assert relabelled.features == halved
+    assert all(np.array_equal(relabelled.arrays[name], trained.arrays[name]) for name in trained.arrays)
+    assert reading_frames(shipped, trained.features).features == trained.features
+    with pytest.raises(ConfigError, match="other feature frames"):
+        reading_frames(shipped, dataclasses.replace(trained.features, n_mels=64))
 
 
 @pytest.fixture(scope="module")

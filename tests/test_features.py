@@ -23,6 +23,7 @@ CONFIGS = [
     FeatureConfig(),
     FeatureConfig(n_mfcc=0, n_mels=64, n_fft=1024, win_length=1024, hop_length=256, fmin=0.0),
     FeatureConfig(pitch=True),
+    FeatureConfig(pitch=True, pitch_stride=2),
 ]
 
 
@@ -108,8 +109,9 @@ def _pitch_and_voicing(samples, config):
     return REFERENCE_HZ * 2 ** (pitch[:, 0] / 12), voiced
 
 
-def test_pitch_agrees_with_pyin_on_real_speech(emodb_files):
-    config = FeatureConfig(pitch=True)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pitch_agrees_with_pyin_on_real_speech(emodb_files, stride):
+    config = FeatureConfig(pitch=True, pitch_stride=stride)
     errors, voiced_when_pyin_voiced, voiced_when_pyin_not = [], [], []
     for path in emodb_files[::40]:
         samples, rate = soundfile.read(path, dtype="float32")
@@ -129,9 +131,10 @@ def test_pitch_agrees_with_pyin_on_real_speech(emodb_files):
     assert np.mean(np.concatenate(voiced_when_pyin_not)) < 0.1
 
 
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("hz", [80.0, 150.0, 310.0, 550.0])
-def test_pitch_of_a_harmonic_tone_is_exact_and_held_over_a_pause(hz):
-    config = FeatureConfig(pitch=True)
+def test_pitch_of_a_harmonic_tone_is_exact_and_held_over_a_pause(hz, stride):
+    config = FeatureConfig(pitch=True, pitch_stride=stride)
     t = np.arange(16000) / config.sample_rate
     tone = sum(np.sin(2 * np.pi * hz * k * t) / k for k in range(1, 6)).astype(np.float32) * 0.3
     samples = np.concatenate([tone, np.zeros(8000, np.float32)])
@@ -152,6 +155,10 @@ def test_bad_config_is_refused():
         FeatureConfig(pitch=True, pitch_fmin=40.0)
     with pytest.raises(ValueError, match="need 0 < pitch_fmin < pitch_fmax"):
         FeatureConfig(pitch=True, pitch_fmin=0.0)
+    with pytest.raises(ValueError, match="pitch_stride must be 1, 2 or 4"):
+        FeatureConfig(pitch=True, pitch_stride=3)
+    with pytest.raises(ValueError, match="two periods of pitch_fmin"):
+        FeatureConfig(pitch=True, pitch_stride=4, pitch_fmin=60.0)
     with pytest.raises(ConfigError, match="features.colour: unknown key"):
         build(FeatureConfig, {"colour": 1}, "features")
 

@@ -94,27 +94,33 @@ def _score(args) -> int:
 
 
 def _detector(args) -> int:
+    import tempfile
+
     from rtser.manifest import load_manifest
 
     from .config import recipe_features
-    from .detector import NETWORK_NAME, install_detector, train_detector
+    from .detector import NETWORK_NAME, install_detector, reading_frames, train_detector
 
-    network = args.network
-    if network is None:
-        if os.path.isdir(args.features_of):
-            features = load_manifest(args.features_of).features
+    if os.path.isdir(args.features_of):
+        features = load_manifest(args.features_of).features
+    else:
+        features = recipe_features(args.features_of, args.overlays)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.out or scratch
+        network = os.path.join(folder, NETWORK_NAME)
+        if args.network is None:
+            figures = train_detector(args.out, features, args.corpora, args.files_per_corpus, args.epochs)
+            for threshold, values in figures["validation"]["frames"].items():
+                print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
+                      f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
         else:
-            features = recipe_features(args.features_of, args.overlays)
-        figures = train_detector(args.out, features, args.corpora, args.files_per_corpus, args.epochs)
-        for threshold, values in figures["validation"]["frames"].items():
-            print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
-                  f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
-        network = os.path.join(args.out, NETWORK_NAME)
+            os.makedirs(folder, exist_ok=True)
+            reading_frames(args.network, features).save(network)
         print(f"network: {network}")
-    if args.install:
-        settings = {"threshold": args.threshold, "confirm_seconds": args.confirm_seconds, "backfill_seconds": args.backfill_seconds}
-        entry = install_detector(network, args.install, {k: v for k, v in settings.items() if v is not None}, args.min_speech_seconds)
-        print(f"{args.install}: speech_detector {json.dumps(entry)}")
+        if args.install:
+            settings = {"threshold": args.threshold, "confirm_seconds": args.confirm_seconds, "backfill_seconds": args.backfill_seconds}
+            entry = install_detector(network, args.install, {k: v for k, v in settings.items() if v is not None}, args.min_speech_seconds)
+            print(f"{args.install}: speech_detector {json.dumps(entry)}")
     return 0
 
 
@@ -174,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                             "room, background) or one of them")  # fmt: skip
     score.add_argument("--channel-per-voice", action="store_true", help="with --channels: one channel for each speaker instead of each utterance")
     detector = sub.add_parser("detector", help="train rtser's own speech detector, taught by Silero VAD")
-    detector.add_argument("--out", help="train: folder for voice_network.npz and detector.json")
-    detector.add_argument("--network", help="a network trained before, instead of training one")
+    detector.add_argument("--out", help="folder for voice_network.npz (and, when trained, detector.json)")
+    detector.add_argument("--network", help="a network trained before, instead of training one: set to read the frames of "
+                          "--features-of, which may differ from those it was trained on in pitch_stride alone")
     detector.add_argument("--install", metavar="MODEL", help="make the network the speech detector of this model folder")
     detector.add_argument("--threshold", type=float, help="with --install: the speech probability a frame needs")
     detector.add_argument("--confirm-seconds", type=float, help="with --install: speech a segment needs to be reported")

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from rtser.features import FeatureConfig, FeaturePlan, extract
 from rtser.manifest import MANIFEST_NAME, SpeechGateSpec, load_manifest, sha256_of
+from rtser.schema import ConfigError
 from rtser.speech import STEP, SpeechDetectorSpec, step_levels
 from rtser.voice_network import VoiceNetwork, load_voice_network
 
@@ -396,6 +397,16 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     with open(os.path.join(out, "detector.json"), "w", encoding="utf-8") as handle:
         json.dump(figures, handle, indent=1)
     return figures
+
+
+def reading_frames(network_path: str, features: FeatureConfig) -> VoiceNetwork:
+    """The network at ``network_path`` set to read the frames ``features``: they must be those it
+    was trained on, or differ from them in ``pitch_stride`` alone (the same channels from fewer
+    samples: measure the detector again); ConfigError for any other difference."""
+    network = load_voice_network(network_path)
+    if dataclasses.replace(network.features, pitch_stride=features.pitch_stride) != features:
+        raise ConfigError(f"speech detector network {network_path} was trained on other feature frames than {features}")
+    return dataclasses.replace(network, features=features)
 
 
 def install_detector(network_path: str, model: str, settings: dict, min_speech_seconds: float | None = None) -> dict:

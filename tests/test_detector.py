@@ -65,6 +65,15 @@ def test_a_network_is_set_to_read_pitch_from_fewer_samples_and_to_nothing_else(t
     assert relabelled.features == halved
     assert all(np.array_equal(relabelled.arrays[name], trained.arrays[name]) for name in trained.arrays)
     assert reading_frames(shipped, trained.features).features == trained.features
+    model = tmp_path / "model"  # a model reading those frames: the network installed into it is set to read them too
+    shutil.copytree(DEFAULT_MODEL, model)
+    manifest = json.loads((model / "model.json").read_text())
+    manifest["features"]["pitch_stride"] = 2
+    (model / "model.json").write_text(json.dumps(manifest))
+    done = subprocess.run([sys.executable, "-m", "training", "detector", "--network", shipped, "--install", str(model)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert load_voice_network(str(model / "voice_network.npz")).features == halved
+    assert run_rtser("replay", SAMPLE, "--model", str(model)).returncode == 0
     with pytest.raises(ConfigError, match="other feature frames"):
         reading_frames(shipped, dataclasses.replace(trained.features, n_mels=64))
 

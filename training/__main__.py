@@ -14,6 +14,7 @@ import time
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SHIPPED_MODEL = os.path.join(HERE, "..", "rtser", "models", "default")
 PROTOCOLS = [os.path.join(HERE, "configs", name) for name in ("emodb_loso.yaml", "ravdess_actors.yaml")]
 
 
@@ -101,10 +102,11 @@ def _detector(args) -> int:
     from .config import recipe_features
     from .detector import NETWORK_NAME, install_detector, reading_frames, train_detector
 
-    if os.path.isdir(args.features_of):
-        features = load_manifest(args.features_of).features
+    frames_of = args.features_of or args.install or SHIPPED_MODEL
+    if os.path.isdir(frames_of):
+        features = load_manifest(frames_of).features
     else:
-        features = recipe_features(args.features_of, args.overlays)
+        features = recipe_features(frames_of, args.overlays)
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.out or scratch
         network = os.path.join(folder, NETWORK_NAME)
@@ -188,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     detector.add_argument("--confirm-seconds", type=float, help="with --install: speech a segment needs to be reported")
     detector.add_argument("--backfill-seconds", type=float, help="with --install: how far a segment may start before the first speech frame")
     detector.add_argument("--min-speech-seconds", type=float, help="with --install: speech a window needs to be judged (the model's speech_gate)")
-    detector.add_argument("--features-of", default=os.path.join(HERE, "..", "rtser", "models", "default"), metavar="MODEL_OR_RECIPE",
-                          help="the model folder or training recipe whose feature frames the detector reads (default: the shipped model)")  # fmt: skip
+    detector.add_argument("--features-of", metavar="MODEL_OR_RECIPE",
+                          help="the model folder or training recipe whose feature frames the detector reads (default: the --install model, else the shipped one)")  # fmt: skip
     detector.add_argument("--with", dest="overlays", action="append", default=[], metavar="YAML",
                           help="with a recipe as --features-of: an overlay on it (an architecture file); repeatable")  # fmt: skip
     detector.add_argument("--corpus", dest="corpora", action="append", choices=sorted(LOADERS),

@@ -14,7 +14,6 @@ import time
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHIPPED_MODEL = os.path.join(HERE, "..", "rtser", "models", "default")
 PROTOCOLS = [os.path.join(HERE, "configs", name) for name in ("emodb_loso.yaml", "ravdess_actors.yaml")]
 
 
@@ -98,11 +97,12 @@ def _detector(args) -> int:
     import tempfile
 
     from rtser.manifest import load_manifest
+    from rtser.pipeline import DEFAULT_MODEL
 
     from .config import recipe_features
     from .detector import NETWORK_NAME, install_detector, reading_frames, train_detector
 
-    frames_of = args.features_of or args.install or SHIPPED_MODEL
+    frames_of = args.features_of or args.install or DEFAULT_MODEL
     if os.path.isdir(frames_of):
         features = load_manifest(frames_of).features
     else:

@@ -4,9 +4,9 @@ For each recipe, its network (weights as initialised: the time of a file does no
 weights) is exported five ways: float TFLite; int8 TFLite and int8 ONNX of the network as it is
 ("plain": everything quantized, average pools as pools); and int8 TFLite and ONNX as rtser exports
 them (:func:`training.models.deployable`: the stem on the one-channel input kept in float, average
-pools made depthwise convolutions). Each file is timed per window in rtser's own backends on one
-thread (median of ``--repeats``), and onnxruntime's profiler gives each int8 ONNX file's time per
-operator type.
+pools made depthwise convolutions). Each file is sized and timed per window in rtser's own
+backends on one thread (median of ``--repeats``), and onnxruntime's profiler gives each int8 ONNX
+file's time per operator type.
 
 With ``--trained`` (a ``trained.pt`` of a run folder) the trained network is exported the same
 ways and run on real runtime windows (``--files`` utterances of the recipe's corpora, as
@@ -114,14 +114,15 @@ def time_recipe(recipe: str, overlays: list[str], repeats: int) -> dict:
     spec = model_spec(config, NormalizationSpec((0.0,) * n, (1.0,) * n))  # the backends never normalise
     model, shape = recipe_model(config), (1, *spec.input_shape[1:])
     windows = np.random.default_rng(0).standard_normal((64, *shape[2:])).astype(np.float32)
-    row = {"recipe": " + ".join(os.path.relpath(p) for p in (recipe, *overlays)), "architecture": config.model, **footprint(model, shape), "ms_per_window": {}, "onnx_profile": {}}
+    row = {"recipe": " + ".join(os.path.relpath(p) for p in (recipe, *overlays)), "architecture": config.model, **footprint(model, shape), "ms_per_window": {}, "kb": {}, "onnx_profile": {}}
     with tempfile.TemporaryDirectory() as folder:
         for name, target in export_forms(model, spec, windows, folder).items():
             kind = name.rpartition(".")[2]
             row["ms_per_window"][name] = latency_ms(target, kind, windows, repeats)
+            row["kb"][name] = round(os.path.getsize(os.path.join(target, f"model.{kind}")) / 1024, 1)
             if kind == "onnx":
                 row["onnx_profile"][name] = onnx_profile(target, windows)
-    print(json.dumps({k: row[k] for k in ("recipe", "macs_per_window", "ms_per_window")}), flush=True)
+    print(json.dumps({k: row[k] for k in ("recipe", "parameters", "macs_per_window", "ms_per_window", "kb")}), flush=True)
     return row
 
 

@@ -129,22 +129,26 @@ def write_table(rows: list[dict], path: str) -> None:
 
 
 def plot(rows: list[dict], path: str) -> None:
-    """int8 TFLite UA against latency per window, one marker per architecture and protocol."""
+    """int8 TFLite UA against latency per window, one marker per architecture and protocol; each
+    point carries its architecture's number, and the key under the plot names them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for protocol, marker in zip(sorted({r["protocol"] for r in rows}), "os^D"):
+    numbers = {name: i + 1 for i, name in enumerate(dict.fromkeys(r["architecture"] for r in rows))}
+    fig, ax = plt.subplots(figsize=(7, 4.5 + 0.2 * len(numbers)))
+    for protocol, marker in zip(sorted({r["protocol"] for r in rows}), "os^Dv<>p"):
         chosen = [r for r in rows if r["protocol"] == protocol]
         ax.scatter([r["latency_ms"]["tflite"] for r in chosen], [r["ua"]["tflite"] for r in chosen], marker=marker, label=protocol)
         for r in chosen:
-            ax.annotate(r["architecture"], (r["latency_ms"]["tflite"], r["ua"]["tflite"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
+            ax.annotate(str(numbers[r["architecture"]]), (r["latency_ms"]["tflite"], r["ua"]["tflite"]), fontsize=8,
+                        xytext=(4, 2), textcoords="offset points")  # fmt: skip
     ax.set_xlabel("ms per window (int8 TFLite, one thread)")
     ax.set_ylabel("UA (int8 TFLite, speaker-independent)")
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(fontsize=8)
+    key = "\n".join(f"{number}  {name}" for name, number in numbers.items())
+    fig.text(0.02, 0.01, key, fontsize=7, va="bottom", family="monospace")
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * len(numbers), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)

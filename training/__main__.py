@@ -111,7 +111,7 @@ def _detector(args) -> int:
         folder = args.out or scratch
         network = os.path.join(folder, NETWORK_NAME)
         if args.network is None:
-            figures = train_detector(args.out, features, args.corpora, args.files_per_corpus, args.epochs)
+            figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs)
             for threshold, values in figures["validation"]["frames"].items():
                 print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
                       f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip

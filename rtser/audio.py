@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Iterator
 
@@ -47,6 +48,8 @@ def to_float_mono(samples: np.ndarray) -> tuple[np.ndarray, int]:
         raise RtserError(f"unsupported sample type {samples.dtype}")
     if samples.ndim == 2:
         samples = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+    if samples.size and np.abs(samples).max() <= 1.0:  # finite and in range, the usual case: nothing to mend
+        return samples.copy(), 0  # never the caller's buffer, which it may fill again
     finite = np.isfinite(samples)
     bad = int(len(samples) - np.count_nonzero(finite))
     if bad:
@@ -60,7 +63,9 @@ def scale_problem(samples: np.ndarray) -> str | None:
     if samples.size == 0:
         return None
     if np.issubdtype(samples.dtype, np.floating):
-        peak = float(np.nanmax(np.abs(samples), initial=0.0, where=np.isfinite(samples)))
+        peak = float(np.abs(samples).max())
+        if not math.isfinite(peak):
+            peak = float(np.nanmax(np.abs(samples), initial=0.0, where=np.isfinite(samples)))
         if peak > 2.0:
             return f"float samples reach {peak:.4g}: rtser reads float audio in [-1, 1] and clips the rest (scale it, or pass 16-bit audio as int16)"
     elif samples.dtype == np.int32:

@@ -20,7 +20,7 @@ from .errors import RtserError
 from .features import StreamingExtractor
 from .manifest import Manifest, WindowSpec, load_manifest
 from .smoothing import Smoother
-from .speech import LOUD, SPEECH, VOICED, voice_detector
+from .speech import EDGE, LOUD, SPEECH, VOICED, voice_detector
 from .windows import FrameHistory, FrameQueue, fill_window, speech_mask
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "models", "default")
@@ -257,14 +257,17 @@ class Recognizer:
             if decision & SPEECH and segment is None:
                 segment = self._speech = SpeechSegment(index - min(max(self._onset_run - 1, 0), self._backfill_frames))
             if decision & VOICED and segment is not None:
-                segment.last = index
+                segment.last = segment.end = index
                 segment.speech_frames += 1
                 if not segment.confirmed and segment.speech_frames >= self._confirm_frames:
                     segment.confirmed = True
                     events.append(self._speech_event("start", self._step_start(segment.first)))
-            elif segment is not None and index - segment.last >= self._pause_frames:
-                events += self._close_speech()
-                continue
+            elif segment is not None:
+                if decision & EDGE and segment.end == index - 1:
+                    segment.end = index
+                if index - segment.last >= self._pause_frames:
+                    events += self._close_speech()
+                    continue
             if segment is not None and segment.confirmed and index - segment.evaluated_to >= self._hop_frames and segment.last > segment.evaluated_to:
                 events += self._evaluate_window(segment)
         return events
@@ -304,7 +307,7 @@ class Recognizer:
         self._smoother.reset()
         if not segment.confirmed:
             return []
-        start, end = _seconds(self._step_start(segment.first)), _seconds(self._step_end(segment.last))
+        start, end = _seconds(self._step_start(segment.first)), _seconds(self._step_end(segment.end))
         events.append(self._speech_event("stop", end))
         if segment.window_probs:
             probs = temperature_scaled(np.mean(segment.window_probs, axis=0), self.manifest.temperature)
@@ -349,7 +352,7 @@ class SpeechSegment:
     and the probabilities of its windows."""
 
     def __init__(self, first: int):
-        self.first = self.last = first
+        self.first = self.last = self.end = first
         self.evaluated_to = self.voice_to = first - 1
         self.speech_frames = 0
         self.confirmed = False  # enough speech frames to be reported

@@ -20,9 +20,11 @@ speech when the detector's probability reaches ``threshold`` (the pre-filter onl
 detector runs: within speech in noise, many steps are no louder than the noise), and voiced when it
 reaches ``hold_threshold`` (at most ``threshold``): a speech frame opens a segment, voiced frames
 hold it open, count towards its ``confirm_seconds`` and mark where it began (hysteresis, as in
-Silero's own iterator: a quiet onset, a soft ending or a short word stays one segment). A frame
-takes the pre-filter's call of the step under its centre. The end of a stream is judged as if
-silence followed it.
+Silero's own iterator: a quiet onset, a soft ending or a short word stays one segment). Frames
+from ``edge_threshold`` right after a segment's last voiced frame move its stop later, where a
+voice fades, without holding the segment open (so they can neither join segments nor let
+non-speech through). A frame takes the pre-filter's call of the step under its centre. The end
+of a stream is judged as if silence followed it.
 """
 
 from __future__ import annotations
@@ -41,24 +43,25 @@ DETECTOR_RATE = 16000
 STEP = 160  # samples per detector step: 10 ms at 16 kHz
 STEPS_PER_SECOND = DETECTOR_RATE // STEP
 DETECTORS = ("voice_network", "micro_vad")
-LOUD, SPEECH, VOICED = 1, 2, 4  # a frame's decision: bits (SPEECH implies VOICED)
+LOUD, SPEECH, VOICED, EDGE = 1, 2, 4, 8  # a frame's decision: bits (SPEECH implies VOICED, VOICED implies EDGE)
 
 
 @dataclass(frozen=True)
 class SpeechDetectorSpec:
     """The manifest's ``speech_detector``: the detector (for ``voice_network``, its file in the
     model's folder and that file's sha256), its thresholds (``hold_threshold`` None: the same as
-    ``threshold``) and timing (``lag_seconds`` and
-    ``min_lag_seconds`` are pymicro-vad's), the pre-filter, how long a pause ends a speech segment
-    (the recognizer may override ``pause_seconds``), how much detected speech makes a segment worth
-    reporting (``confirm_seconds``), and how far before the detector's first speech frame a segment
-    may start, over the loud frames just before it (``backfill_seconds``)."""
+    ``threshold``; ``edge_threshold`` None: the same as the hold threshold) and timing
+    (``lag_seconds`` and ``min_lag_seconds`` are pymicro-vad's), the pre-filter, how long a pause
+    ends a speech segment (the recognizer may override ``pause_seconds``), how much detected speech
+    makes a segment worth reporting (``confirm_seconds``), and how far before the detector's first
+    speech frame a segment may start, over the loud frames just before it (``backfill_seconds``)."""
 
     kind: str = "micro_vad"
     network: str = ""
     sha256: str = ""
     threshold: float = 0.6
     hold_threshold: float | None = None
+    edge_threshold: float | None = None
     lag_seconds: float = 0.46
     min_lag_seconds: float = 0.25
     pause_seconds: float = 0.5
@@ -79,6 +82,8 @@ class SpeechDetectorSpec:
             raise ValueError("speech_detector.threshold must be in (0, 1)")
         if self.hold_threshold is not None and not 0 < self.hold_threshold <= self.threshold:
             raise ValueError("speech_detector.hold_threshold must be more than 0 and at most the threshold")
+        if self.edge_threshold is not None and not 0 < self.edge_threshold <= (self.hold_threshold or self.threshold):
+            raise ValueError("speech_detector.edge_threshold must be more than 0 and at most hold_threshold (threshold when that is not set)")
         timings = (self.lag_seconds, self.min_lag_seconds, self.active_seconds, self.warmup_seconds, self.noise_rise_db_per_second, self.above_noise_db)
         if not all(np.isfinite(v) and 0 <= v <= 60 for v in (*timings, self.pause_seconds, self.confirm_seconds, self.backfill_seconds)) or self.pause_seconds <= 0:
             raise ValueError("speech_detector timings must be finite, between 0 and 60, and pause_seconds positive")
@@ -90,9 +95,10 @@ class SpeechDetectorSpec:
         return asdict(self)
 
     def decisions(self, probabilities: np.ndarray) -> np.ndarray:
-        """``SPEECH`` and ``VOICED`` bits of each of the detector's probabilities."""
+        """``SPEECH``, ``VOICED`` and ``EDGE`` bits of each of the detector's probabilities."""
         hold = self.threshold if self.hold_threshold is None else self.hold_threshold
-        return (SPEECH * (probabilities >= self.threshold) + VOICED * (probabilities >= hold)).astype(np.uint8)
+        edge = hold if self.edge_threshold is None else self.edge_threshold
+        return (SPEECH * (probabilities >= self.threshold) + VOICED * (probabilities >= hold) + EDGE * (probabilities >= edge)).astype(np.uint8)
 
 
 def step_levels(samples: np.ndarray) -> np.ndarray:

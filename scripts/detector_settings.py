@@ -10,7 +10,6 @@ A setting names keys of the manifest's ``speech_detector`` and ``min_speech_seco
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import os
@@ -19,8 +18,8 @@ import random
 import numpy as np
 
 from rtser.manifest import load_manifest
-from rtser.pipeline import DEFAULT_MODEL, Recognizer
-from speech_detection import DATA, judged, made_sounds, read, run, setting, with_setting
+from rtser.pipeline import Recognizer
+from speech_detection import DATA, judged, made_sounds, read, run, settings_arguments, with_setting
 
 # the shipped model's settings, then shorter confirmation, a lower threshold and hysteresis (docs/speech_detection.md)
 SETTINGS = [{"threshold": 0.95}, {"threshold": 0.95, "confirm_seconds": 0.25, "min_speech_seconds": 0.25},
@@ -35,11 +34,7 @@ def listed(corpus: str, count: int, rng: random.Random) -> list[np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped model)")
-    parser.add_argument("--setting", dest="settings", type=setting, action="append", metavar="KEY=VALUE,...",
-                        help="speech detector settings to try; repeatable (default: SETTINGS)")  # fmt: skip
-    args = parser.parse_args()
+    args = settings_arguments(__doc__)
     rng = random.Random(0)
     speech = {"ased": listed("ased", 150, rng), "turev": listed("turev", 150, rng), "nemo": listed("nemo", 100, rng),
               "emodb": [read(p) for p in sorted(glob.glob(os.path.join(DATA, "emodb", "wav", "*.wav")))[::5]],

@@ -7,9 +7,12 @@ Prints (and writes as JSON with --out) four figures:
 - speech kept: the share of EMO-DB and RAVDESS files that give an utterance event;
 - boundaries: utterances brought to one speech level and joined by known pauses (0.5 to 3 s), in
   silence and in background noise 10 or 15 dB below the speech;
-  the error of each speech start and stop against the utterance's own bounds (its first and last
-  10 ms step within 35 dB of its loudest), and segments counted against utterances joined and
-  the pauses of ``pause_seconds`` or more inside them (by the same rule), which end a segment too;
+  the error of each speech start and stop against where the utterance's voice starts and stops
+  (:func:`voice_steps`: its 10 ms steps within 35 dB of its loudest, in stretches that hold a
+  voiced step, so that a click or a breath before the voice is not taken for it), and segments
+  counted against utterances joined and the pauses of ``pause_seconds`` or more inside them (by
+  the same rule), which end a segment too; the errors against all the loud steps (the
+  reference used until 2026-12-06, clicks and breaths included) are reported beside them;
   with ``--teacher``, the same figures of Silero VAD (the detector's teacher, ``train`` extra)
   judging the same streams offline, for comparison;
 - cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
@@ -26,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import glob
 import json
 import os
 import time
 
+import librosa
 import numpy as np
 import soundfile as sf
 
@@ -44,6 +49,10 @@ DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), ".."
 RATE = 16000
 SPEECH_DBFS = -26.0  # the level of the joined utterances' speech; noise is put SNR dB under it
 SPEECH_WITHIN_DB = 35.0  # an utterance's speech: its 10 ms steps within this of its loudest (the reference of the boundaries)
+# the boundary streams: (condition, background recording under the speech or None, its SNR in dB)
+CONDITIONS = (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10),
+              ("pink noise, 10 dB SNR", "pink_noise.flac", 10))  # fmt: skip
+VOICE_GAP_SECONDS = 0.1  # loud steps this close belong to one stretch of voice (a stop consonant's closure is shorter)
 
 
 def read(path: str) -> np.ndarray:
@@ -85,6 +94,16 @@ def setting(text: str) -> dict:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE,...") from None
 
 
+def settings_arguments(doc: str) -> argparse.Namespace:
+    """The command line of the scripts that try speech detector settings: ``--model`` and
+    ``--setting`` (repeatable, as ``settings``; None: the script's own ``SETTINGS``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped model)")
+    parser.add_argument("--setting", dest="settings", type=setting, action="append", metavar="KEY=VALUE,...",
+                        help="speech detector settings to try; repeatable (default: SETTINGS)")  # fmt: skip
+    return parser.parse_args()
+
+
 def with_setting(manifest: Manifest, values: dict) -> Manifest:
     """The manifest with these speech detector settings (and speech gate's ``min_speech_seconds``)."""
     values = dict(values)
@@ -114,15 +133,25 @@ def speech_steps(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return levels, np.flatnonzero(levels >= levels.max() - SPEECH_WITHIN_DB)
 
 
-def bounds(speech: np.ndarray) -> tuple[float, float]:
-    """Where an utterance's speech steps (:func:`speech_steps`) begin and end, in seconds."""
-    return speech[0] * STEP / RATE, (speech[-1] + 1) * STEP / RATE
+def voice_steps(audio: np.ndarray, levels: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """The steps of an utterance's voice: its speech steps (:func:`speech_steps`) in stretches
+    (gaps under :data:`VOICE_GAP_SECONDS` bridged) that hold at least one step pYIN calls voiced
+    (60 to 800 Hz); all of its speech steps if none does."""
+    voiced = librosa.pyin(audio.astype(np.float64), fmin=60, fmax=800, sr=RATE, frame_length=1024, hop_length=STEP)[1][: len(levels)]
+    stretches = np.split(speech, np.flatnonzero(np.diff(speech) - 1 > VOICE_GAP_SECONDS * RATE / STEP) + 1)
+    kept = [stretch for stretch in stretches if voiced[stretch].any()]
+    return np.concatenate(kept) if kept else speech
 
 
-def pauses_inside(speech: np.ndarray, seconds: float) -> int:
-    """How many stretches of at least ``seconds`` lie between an utterance's speech steps: pauses
+def bounds(steps: np.ndarray) -> tuple[float, float]:
+    """Where these steps of an utterance (:func:`speech_steps`, :func:`voice_steps`) begin and end, in seconds."""
+    return steps[0] * STEP / RATE, (steps[-1] + 1) * STEP / RATE
+
+
+def pauses_inside(steps: np.ndarray, seconds: float) -> int:
+    """How many stretches of at least ``seconds`` lie between an utterance's voice steps: pauses
     after which a segment should end."""
-    return int(np.sum((np.diff(speech) - 1) * STEP / RATE >= seconds))
+    return int(np.sum((np.diff(steps) - 1) * STEP / RATE >= seconds))
 
 
 def at_speech_level(audio: np.ndarray, levels: np.ndarray, speech: np.ndarray) -> np.ndarray:
@@ -132,28 +161,36 @@ def at_speech_level(audio: np.ndarray, levels: np.ndarray, speech: np.ndarray) -
     return (audio * np.sqrt(10 ** (SPEECH_DBFS / 10) / speech_power)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=None)
+def utterance_at_level(path: str) -> tuple[np.ndarray, tuple[float, float], tuple[float, float], np.ndarray]:
+    """An utterance at the speech level, where its voice and its loud steps begin and end, and its
+    voice steps."""
+    utterance = read(path)
+    levels, speech = speech_steps(utterance)
+    voice = voice_steps(utterance, levels, speech)
+    return at_speech_level(utterance, levels, speech), bounds(voice), bounds(speech), voice
+
+
 def boundary_stream(files, noise, rng, snr_db, pause_seconds):
     """Utterances, each at the same speech level, joined by pauses of 0.5 to 3 s (noise under them
-    all at ``snr_db`` below the speech, or silence when noise is None): the stream, each
-    utterance's (start, stop) in it, and how many pauses of ``pause_seconds`` or more lie inside
-    the utterances (each ends a segment too)."""
-    pieces, truth, at, inside = [], [], 0.0, 0
+    all at ``snr_db`` below the speech, or silence when noise is None): the stream, where each
+    utterance's voice starts and stops in it, where its loud steps do, and how many pauses of
+    ``pause_seconds`` or more lie inside the utterances' voice (each ends a segment too)."""
+    pieces, truth, loud_truth, at, inside = [], [], [], 0.0, 0
     for path in files:
         pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
-        utterance = read(path)
-        levels, speech = speech_steps(utterance)
-        utterance = at_speech_level(utterance, levels, speech)
-        first, last = bounds(speech)
-        inside += pauses_inside(speech, pause_seconds)
+        utterance, (first, last), (loud_first, loud_last), voice = utterance_at_level(path)
+        inside += pauses_inside(voice, pause_seconds)
         at += len(pause) / RATE
         truth.append((at + first, at + last))
+        loud_truth.append((at + loud_first, at + loud_last))
         pieces += [pause, utterance]
         at += len(utterance) / RATE
     stream = np.concatenate([*pieces, np.zeros(RATE, np.float32)])
     if noise is not None:
         bed = np.resize(noise, len(stream))
         stream = stream + bed * np.sqrt(10 ** ((SPEECH_DBFS - snr_db) / 10) / np.mean(bed**2))
-    return stream, truth, inside
+    return stream, truth, loud_truth, inside
 
 
 def recognizer_segments(recognizer: Recognizer, stream: np.ndarray) -> list[tuple[float, float]]:
@@ -201,7 +238,7 @@ def detector_cost(recognizer: Recognizer, speech: list[str]) -> dict:
 
 def summary(errors: np.ndarray) -> dict:
     return {"median_abs": round(float(np.median(np.abs(errors))), 3), "p95_abs": round(float(np.percentile(np.abs(errors), 95)), 3),
-            "median": round(float(np.median(errors)), 3)}  # fmt: skip
+            "median": round(float(np.median(errors)), 3), "late_over_0.3_s": int(np.sum(errors > 0.3)), "early_over_0.3_s": int(np.sum(errors < -0.3))}  # fmt: skip
 
 
 def main() -> None:
@@ -245,12 +282,15 @@ def main() -> None:
     chosen = [chosen[i] for i in rng.choice(len(chosen), args.utterances, replace=False)]
     report["boundaries"] = {}
     detector = recognizer.manifest.speech_detector
-    for condition, noise_file, snr in (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10), ("pink noise, 10 dB SNR", "pink_noise.flac", 10)):
+    for condition, noise_file, snr in CONDITIONS:
         noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
-        stream, truth, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
-        figures = {"utterances": len(truth), "pauses_inside_utterances": inside, **boundary_figures(recognizer_segments(recognizer, stream), truth)}
+        stream, truth, loud_truth, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
+        segments = recognizer_segments(recognizer, stream)
+        figures = {"utterances": len(truth), "pauses_inside_utterances": inside, **boundary_figures(segments, truth),
+                   "against_loud_steps": boundary_figures(segments, loud_truth)}  # fmt: skip
         if args.teacher:
-            figures["teacher"] = boundary_figures(teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds), truth)
+            teacher = teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds)
+            figures["teacher"] = {**boundary_figures(teacher, truth), "against_loud_steps": boundary_figures(teacher, loud_truth)}
         report["boundaries"][condition] = figures
         print("boundaries,", condition, report["boundaries"][condition])
 

@@ -70,9 +70,11 @@ def test_a_network_is_set_to_read_pitch_from_fewer_samples_and_to_nothing_else(t
     manifest = json.loads((model / "model.json").read_text())
     manifest["features"]["pitch_stride"] = 2
     (model / "model.json").write_text(json.dumps(manifest))
-    done = subprocess.run([sys.executable, "-m", "training", "detector", "--network", shipped, "--install", str(model)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "training", "detector", "--network", shipped, "--install", str(model), "--edge-threshold", "0.4"],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert load_voice_network(str(model / "voice_network.npz")).features == halved
+    assert load_manifest(str(model)).speech_detector.edge_threshold == 0.4
     assert run_rtser("replay", SAMPLE, "--model", str(model)).returncode == 0
     with pytest.raises(ConfigError, match="other feature frames"):
         reading_frames(shipped, dataclasses.replace(trained.features, n_mels=64))

@@ -79,6 +79,21 @@ def test_iterator_api_matches_push(speech):
     assert streamed == recognizer.push(speech) + recognizer.flush()
 
 
+def test_a_caller_refilling_one_buffer_gets_the_same_events(speech):
+    """Pushes are worked on in batches: the recognizer keeps what it was given, never the caller's
+    buffer, which a capture loop fills again for the next push."""
+    recognizer = Recognizer()
+    expected = recognizer.push(speech) + recognizer.flush()
+    recognizer.reset()
+    buffer = np.empty(1600, np.float32)
+    received = []
+    for i in range(0, len(speech) - len(buffer) + 1, len(buffer)):
+        buffer[:] = speech[i : i + len(buffer)]
+        received += recognizer.push(buffer)
+    received += recognizer.push(speech[len(speech) // len(buffer) * len(buffer) :]) + recognizer.flush()
+    assert received == expected and any(e["type"] == "utterance" for e in received)
+
+
 def test_48k_stereo_input_is_resampled_and_downmixed(tmp_path, emodb_files):
     path = emodb_files[300]
     samples, rate = soundfile.read(path, dtype="float32")

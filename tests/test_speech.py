@@ -83,22 +83,43 @@ def test_a_longer_pause_setting_joins_what_a_short_pause_splits(emodb_files):
     assert joined[0]["start"] == split[0]["start"] and joined[0]["end"] == split[1]["end"]
 
 
+def _three_utterances(emodb_files):
+    pause = np.zeros(int(1.2 * RATE), np.float32)
+    return np.concatenate([pause, _read(emodb_files[7]), pause, _read(emodb_files[90]), pause, _read(SAMPLE), pause])
+
+
+def _with_detector(**settings):
+    manifest = Recognizer().manifest
+    return Recognizer(dataclasses.replace(manifest, speech_detector=dataclasses.replace(manifest.speech_detector, **settings)))
+
+
 def test_a_lower_hold_threshold_widens_segments_without_joining_them(emodb_files):
     """Hysteresis: frames between the two thresholds hold an open segment and mark its start, and
     never open one: segments only grow, and pauses still split them."""
-    pause = np.zeros(int(1.2 * RATE), np.float32)
-    stream = np.concatenate([pause, _read(emodb_files[7]), pause, _read(emodb_files[90]), pause, _read(SAMPLE), pause])
-    manifest = Recognizer().manifest
+    stream = _three_utterances(emodb_files)
 
     def segments(hold):
-        spec = dataclasses.replace(manifest.speech_detector, hold_threshold=hold)
-        events = _events(Recognizer(dataclasses.replace(manifest, speech_detector=spec)), stream)
-        return [(e["start"], e["end"]) for e in events if e["type"] == "utterance"]
+        return [(e["start"], e["end"]) for e in _events(_with_detector(hold_threshold=hold, edge_threshold=None), stream) if e["type"] == "utterance"]
 
     strict, held = segments(None), segments(0.05)
     assert len(strict) == len(held) == 3
     assert all(h[0] <= s[0] and h[1] >= s[1] for s, h in zip(strict, held)), (strict, held)
     assert held != strict, "frames between the thresholds changed nothing"
+
+
+def test_edge_frames_move_only_the_stops_later(emodb_files):
+    """Frames from the edge threshold right after a segment's last speech frame move its stop, and
+    nothing else: the same segments, starts, windows and labels."""
+    stream = _three_utterances(emodb_files)
+    off, edged = (_events(_with_detector(edge_threshold=edge), stream) for edge in (None, 0.05))
+    kept = ("emotion",)
+    assert [e for e in off if e["type"] in kept] == [e for e in edged if e["type"] in kept]
+    before, after = ([e for e in events if e["type"] == "utterance"] for events in (off, edged))
+    assert len(before) == len(after) == 3
+    assert [(u["start"], u["label"], u["probs"]) for u in before] == [(u["start"], u["label"], u["probs"]) for u in after]
+    assert all(a["end"] >= b["end"] for b, a in zip(before, after)) and any(a["end"] > b["end"] for b, a in zip(before, after)), (before, after)
+    stops = [[e["time"] for e in events if e["type"] == "speech" and e["state"] == "stop"] for events in (off, edged)]
+    assert stops[1] == [u["end"] for u in after]
 
 
 def test_an_utterance_below_min_confidence_is_uncertain():

@@ -15,6 +15,7 @@ import torch
 
 from rtser.features import extract
 from rtser.manifest import sha256_of
+from rtser.pipeline import DEFAULT_MODEL
 from rtser.schema import ConfigError
 from training.config import load_config, recipe_features
 from training.corpora import DataMissing, data_root, load_corpora, load_emodb, load_ravdess
@@ -290,7 +291,8 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path, monkeypatch):
     assert manifest["labels"] == SHARED and manifest["training"]["parameters"] > 0
     # the recipe's speech detector network made the windows and travels with the model
     detector = manifest["speech_detector"]
-    assert detector["kind"] == "voice_network" and detector["threshold"] == 0.95
+    with open(os.path.join(DEFAULT_MODEL, "model.json"), encoding="utf-8") as shipped:
+        assert detector == json.load(shipped)["speech_detector"]  # the recipe's settings are the shipped ones
     assert sha256_of(str(out / "model" / detector["network"])) == detector["sha256"] == sha256_of(os.path.join(ROOT, "rtser/models/default/voice_network.npz"))
     speakers = manifest["training"]["speakers"]  # the default recipe has no validation speakers: every voice of the five corpora trains
     monkeypatch.setenv("RTSER_DATA", env["RTSER_DATA"])

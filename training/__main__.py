@@ -120,7 +120,8 @@ def _detector(args) -> int:
             reading_frames(args.network, features).save(network)
         print(f"network: {network}")
         if args.install:
-            settings = {"threshold": args.threshold, "confirm_seconds": args.confirm_seconds, "backfill_seconds": args.backfill_seconds}
+            settings = {"threshold": args.threshold, "edge_threshold": args.edge_threshold, "confirm_seconds": args.confirm_seconds,
+                        "backfill_seconds": args.backfill_seconds}  # fmt: skip
             entry = install_detector(network, args.install, {k: v for k, v in settings.items() if v is not None}, args.min_speech_seconds)
             print(f"{args.install}: speech_detector {json.dumps(entry)}")
     return 0
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                           "--features-of, which may differ from those it was trained on in pitch_stride alone")
     detector.add_argument("--install", metavar="MODEL", help="make the network the speech detector of this model folder")
     detector.add_argument("--threshold", type=float, help="with --install: the speech probability a frame needs")
+    detector.add_argument("--edge-threshold", type=float, help="with --install: the probability from which frames right after a segment's "
+                          "last speech frame move its stop later (they do not hold it open)")
     detector.add_argument("--confirm-seconds", type=float, help="with --install: speech a segment needs to be reported")
     detector.add_argument("--backfill-seconds", type=float, help="with --install: how far a segment may start before the first speech frame")
     detector.add_argument("--min-speech-seconds", type=float, help="with --install: speech a window needs to be judged (the model's speech_gate)")

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
+from rtser.features import extract
 from rtser.manifest import load_manifest
 from rtser.schema import ConfigError
 from training.export import export_model
@@ -162,6 +165,40 @@ def test_every_architecture_trains_exports_and_runs_in_rtser(tmp_path):
             assert replay.returncode == 0 and replay.stderr == "", replay.stderr
             assert any(json.loads(line)["type"] == "emotion" for line in replay.stdout.splitlines())
     assert (out / "comparison.png").stat().st_size > 0
+
+
+def test_compact_tensor_names_shrink_a_tflite_file_and_change_no_output(tmp_path):
+    """The converter names tensors by whole Python module paths; the exports shorten them to class
+    names, and the same file then gives the same outputs bit for bit."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.export import compact_tensor_names
+
+    path = tmp_path / "model.tflite"
+    shutil.copy(os.path.join(DEFAULT_MODEL, "model.tflite"), path)
+    speech = soundfile.read(os.path.join(ROOT, "rtser", "samples", "emodb-six-emotions.flac"), dtype="float32")[0]
+    frames = extract(speech, load_manifest(DEFAULT_MODEL).features)
+
+    def outputs():
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+        n = given["shape"][2]
+        results = []
+        for start in range(0, len(frames) - n, n // 2):
+            interpreter.set_tensor(given["index"], frames[None, None, start : start + n].astype(given["dtype"]))
+            interpreter.invoke()
+            results.append(interpreter.get_tensor(taken["index"]).copy())
+        names = [t["name"] for t in interpreter.get_tensor_details()]
+        return np.array(results), names
+
+    before, long_names = outputs()
+    size = path.stat().st_size
+    compact_tensor_names(str(path))
+    after, short_names = outputs()
+    assert len(before) >= 4 and np.array_equal(before, after)
+    assert path.stat().st_size < size and max(map(len, short_names)) < max(map(len, long_names))
+    assert not any("training.models." in name for name in short_names) and any("training.models." in name for name in long_names)
 
 
 def test_int8_exports_run_the_stem_in_float_quantize_its_map_once_pooled_and_pool_by_convolution(tmp_path):

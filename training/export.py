@@ -85,6 +85,21 @@ def export_onnx_int8(model: torch.nn.Module, calibration: np.ndarray, path: str)
             "quantization": "int8 QDQ, per-channel weights, static activations (onnxruntime)" + _float_note(model)}  # fmt: skip
 
 
+def compact_tensor_names(path: str) -> None:
+    """Shorten the tensor names of the TFLite file at ``path`` to the class names along their module
+    path (``Averaged/TimNet_0/TemporalAwareBlock_4/...``, the first of several): the converter writes
+    whole Python paths, up to 600 characters a tensor and a fifth of a large network's file. The
+    graph and its weights are untouched."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(path)
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name or ""
+            tensor.name = "/".join(part.rsplit(".", 1)[-1] for part in name.split(";;")[0].split("/"))
+    flatbuffer_utils.write_model(model, path)
+
+
 def export_tflite_float(model: torch.nn.Module, calibration: np.ndarray, path: str) -> dict:
     """float32 TFLite of a :func:`deployable` model through litert-torch (for comparisons: rtser
     ships int8); ``calibration`` gives only the example input's shape."""
@@ -93,6 +108,7 @@ def export_tflite_float(model: torch.nn.Module, calibration: np.ndarray, path: s
 
         example = (torch.from_numpy(calibration[:1, None].astype(np.float32)),)
         litert_torch.convert(model.eval(), example).export(path)
+    compact_tensor_names(path)
     return {"path": os.path.basename(path), "sha256": sha256_of(path), "input": {"dtype": "float32"}, "quantization": "none (float32)"}
 
 
@@ -115,6 +131,7 @@ def export_tflite_int8(model: torch.nn.Module, calibration: np.ndarray, path: st
                 prepared(torch.from_numpy(window[None, None].astype(np.float32)))
         converted = convert_pt2e(prepared, fold_quantize=False)
         litert_torch.convert(converted, example, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(path)
+    compact_tensor_names(path)
     from ai_edge_litert.interpreter import Interpreter
 
     details = Interpreter(model_path=path).get_input_details()[0]

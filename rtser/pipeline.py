@@ -347,9 +347,10 @@ class Recognizer:
 
 class SpeechSegment:
     """Frame indices of one open speech segment (opened by a speech frame, held by voiced ones):
-    its first and last voiced frame, how far windows and the voice's statistics have taken it, how
-    many voiced frames it has (it is reported once they make the detector's ``confirm_seconds``),
-    and the probabilities of its windows."""
+    its first and last voiced frame, its end (the last voiced frame moved on over the edge frames
+    right after it), how far windows and the voice's statistics have taken it, how many voiced
+    frames it has (it is reported once they make the detector's ``confirm_seconds``), and the
+    probabilities of its windows."""
 
     def __init__(self, first: int):
         self.first = self.last = self.end = first

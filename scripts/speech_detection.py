@@ -162,13 +162,11 @@ def at_speech_level(audio: np.ndarray, levels: np.ndarray, speech: np.ndarray) -
 
 
 @functools.lru_cache(maxsize=None)
-def utterance_at_level(path: str) -> tuple[np.ndarray, tuple[float, float], tuple[float, float], np.ndarray]:
-    """An utterance at the speech level, where its voice and its loud steps begin and end, and its
-    voice steps."""
+def utterance_at_level(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An utterance at the speech level, its voice steps and its loud (speech) steps."""
     utterance = read(path)
     levels, speech = speech_steps(utterance)
-    voice = voice_steps(utterance, levels, speech)
-    return at_speech_level(utterance, levels, speech), bounds(voice), bounds(speech), voice
+    return at_speech_level(utterance, levels, speech), voice_steps(utterance, levels, speech), speech
 
 
 def boundary_stream(files, noise, rng, snr_db, pause_seconds):
@@ -179,7 +177,8 @@ def boundary_stream(files, noise, rng, snr_db, pause_seconds):
     pieces, truth, loud_truth, at, inside = [], [], [], 0.0, 0
     for path in files:
         pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
-        utterance, (first, last), (loud_first, loud_last), voice = utterance_at_level(path)
+        utterance, voice, speech = utterance_at_level(path)
+        (first, last), (loud_first, loud_last) = bounds(voice), bounds(speech)
         inside += pauses_inside(voice, pause_seconds)
         at += len(pause) / RATE
         truth.append((at + first, at + last))

@@ -26,25 +26,30 @@ def lag_range(sample_rate: int, fmin: float, fmax: float) -> tuple[int, int]:
 
 def yin(frames: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fundamental frequency (Hz), voicing and periodicity of each of ``[n, n_fft]`` frames."""
-    frames = frames.astype(np.float64)
     n, n_fft = frames.shape
     shortest, longest = lag_range(sample_rate, fmin, fmax)
     width = n_fft - longest
     # correlation of the first `width` samples with the frame at each lag; no lag wraps around the
     # n_fft-point circular correlation because width + longest = n_fft (both spectra in one call)
-    spectra = np.fft.rfft(np.concatenate([frames * (np.arange(n_fft) < width), frames]), axis=1)
-    correlation = np.fft.irfft(np.conj(spectra[:n]) * spectra[n:], n_fft, axis=1)[:, : longest + 1]
-    # energy of frame[lag : lag + width] at each lag, from the head's by what enters and leaves
-    squares = frames**2
+    signals = np.zeros((2 * n, n_fft))
+    signals[:n, :width] = frames[:, :width]
+    signals[n:] = frames
+    spectra = np.fft.rfft(signals, axis=1)
+    correlation = np.fft.irfft(spectra[:n].conj() * spectra[n:], n_fft, axis=1)[:, : longest + 1]
+    # the difference at each lag: the head's energy, plus that of frame[lag : lag + width] (the
+    # head's, changed by what enters and leaves), less twice their correlation
+    squares = signals[n:] ** 2
     head = squares[:, :width].sum(axis=1, keepdims=True)
-    shifted = np.empty((n, longest + 1))
-    shifted[:, :1] = head
-    np.cumsum(squares[:, width:] - squares[:, :longest], axis=1, out=shifted[:, 1:])
-    shifted[:, 1:] += head
-    difference = np.maximum(head + shifted - 2 * correlation, 0.0)
-    running = np.cumsum(difference[:, 1:], axis=1)[:, shortest - 1 :]
+    difference = np.zeros((n, longest + 1))
+    np.cumsum(squares[:, width:] - squares[:, :longest], axis=1, out=difference[:, 1:])
+    difference += 2 * head
+    difference -= 2 * correlation
+    np.maximum(difference, 0.0, out=difference)
     # the cumulative-mean normalised difference over the lags searched
-    search = np.where(running > 0, difference[:, shortest:] * np.arange(shortest, longest + 1) / np.maximum(running, 1e-300), 1.0)
+    running = np.cumsum(difference[:, 1:], axis=1)[:, shortest - 1 :]
+    search = difference[:, shortest:] * np.arange(shortest, longest + 1)
+    np.divide(search, running, out=search, where=running > 0)
+    search[running <= 0] = 1.0
     inner = np.ones_like(search, dtype=bool)
     inner[:, 1:-1] = (search[:, 1:-1] <= search[:, :-2]) & (search[:, 1:-1] <= search[:, 2:])
     dips = inner & (search < THRESHOLD)

@@ -9,6 +9,7 @@ It is trained by ``python -m training detector`` and saved as an ``.npz`` file (
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from dataclasses import dataclass
@@ -40,18 +41,26 @@ class VoiceNetwork:
 
     def project(self, frames: np.ndarray) -> np.ndarray:
         """The first layer of each feature frame, ``[n, hidden]``."""
+        w_in, b_in = self._standardising_input
+        return np.maximum(frames @ w_in + b_in, 0)
+
+    @functools.cached_property
+    def _standardising_input(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first layer's weights and bias with the frames' standardisation folded in."""
         a = self.arrays
-        return np.maximum((frames - a["mean"]) / a["std"] @ a["w_in"] + a["b_in"], 0)
+        return a["w_in"] / a["std"][:, None], a["b_in"] - (a["mean"] / a["std"]) @ a["w_in"]
 
     def probabilities(self, projected: np.ndarray) -> np.ndarray:
         """The speech probability of each frame whose whole context ``projected`` holds: frames
         ``past`` to ``len(projected) - future - 1``."""
         a = self.arrays
-        span = self.past + self.future + 1
-        if len(projected) < span:
+        n = len(projected) - self.past - self.future
+        if n <= 0:
             return np.zeros(0, np.float32)
-        context = np.lib.stride_tricks.sliding_window_view(projected, span, axis=0)[:, :, :: self.dilation]
-        hidden = np.maximum(context.transpose(0, 2, 1).reshape(len(context), -1) @ a["w_context"] + a["b_context"], 0)
+        projected = np.ascontiguousarray(projected)
+        row = projected.strides[0]
+        context = np.lib.stride_tricks.as_strided(projected, (n, self.taps, projected.shape[1]), (row, self.dilation * row, projected.strides[1]), writeable=False)
+        hidden = np.maximum(context.reshape(n, -1) @ a["w_context"] + a["b_context"], 0)
         hidden = np.maximum(hidden @ a["w_mix"] + a["b_mix"], 0)
         logits = hidden @ a["w_out"] + a["b_out"]
         return (1 / (1 + np.exp(-np.clip(logits[:, 0], -30, 30)))).astype(np.float32)

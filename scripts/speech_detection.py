@@ -38,6 +38,7 @@ import time
 import librosa
 import numpy as np
 import soundfile as sf
+import yaml
 
 from rtser.bench import detector_ms_per_second
 from rtser.manifest import Manifest, load_manifest
@@ -87,10 +88,11 @@ def made_sounds(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def setting(text: str) -> dict:
-    """KEY=VALUE,... as a mapping of numbers (checked when applied by :func:`with_setting`)."""
+    """KEY=VALUE,... as a mapping of YAML scalars: numbers, or null (checked when applied by
+    :func:`with_setting`)."""
     try:
-        return {key.strip(): float(value) for key, value in (item.split("=") for item in text.split(","))}
-    except ValueError:
+        return {key.strip(): yaml.safe_load(value) for key, value in (item.split("=") for item in text.split(","))}
+    except (ValueError, yaml.YAMLError):
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE,...") from None
 
 

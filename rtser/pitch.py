@@ -48,8 +48,9 @@ def yin(frames: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple
     # the cumulative-mean normalised difference over the lags searched
     running = np.cumsum(difference[:, 1:], axis=1)[:, shortest - 1 :]
     search = difference[:, shortest:] * np.arange(shortest, longest + 1)
-    np.divide(search, running, out=search, where=running > 0)
-    search[running <= 0] = 1.0
+    positive = running > 0
+    np.divide(search, running, out=search, where=positive)
+    search[~positive] = 1.0  # (and where a frame is not finite)
     inner = np.ones_like(search, dtype=bool)
     inner[:, 1:-1] = (search[:, 1:-1] <= search[:, :-2]) & (search[:, 1:-1] <= search[:, 2:])
     dips = inner & (search < THRESHOLD)

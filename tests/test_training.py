@@ -28,6 +28,7 @@ from training.sampling import balanced_weights, epoch_order
 from training.audio_cache import load_waves
 from training.augment import CHANNELS, Augmenter
 from training.dataset import prepare
+from training.distillation import check_teachers, distillation_loss, load_teachers
 from training.feature_bank import FeatureBank
 from training.train import Trainer, _claim, mixup, speaker_indices
 from training.windows import stream_positions
@@ -472,6 +473,49 @@ def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_
     with pytest.raises(ConfigError, match="without validation speakers nothing chooses the epoch"):
         load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "no_validation.yaml"), str(overlay)])
 
+
+
+def test_a_network_taught_by_a_teacher_run_learns_its_probabilities_and_the_teacher_must_not_have_heard_the_test_voices(tmp_path):
+    overlay = tmp_path / "short.yaml"
+    overlay.write_text("train: {epochs: 2, patience: 2, average_last: 2, threads: 1}\nsmoke: {epochs: 2}\n")
+    no_validation = os.path.join(CONFIGS, "experiments", "no_validation.yaml")
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [no_validation, str(overlay)])
+    teacher = fitted_on_the_first_fold(config, tmp_path)
+    fold = teacher.data.folds[0]
+    run = tmp_path / "teacher"
+    (run / fold.name).mkdir(parents=True)
+    torch.save({"model": teacher.model, "spec": teacher.spec}, run / fold.name / "trained.pt")
+    _claim(config, teacher.data, str(run))
+    config.train.teachers = [str(run)]
+    test_speakers = [sorted(f.test) for f in teacher.data.folds]
+    check_teachers(config, test_speakers)
+    teachers = load_teachers(config, fold.name, torch.device("cpu"))
+    trainer, targets = teacher.trainer, teacher.trainer.targets.copy()
+
+    def student(weight: float, labels: np.ndarray):
+        config.train.distillation_weight = weight
+        trainer.targets = labels
+        model, _, _ = trainer.fit(teacher.train_idx, [], str(tmp_path / "student.jsonl"), 0, teachers)
+        return model.state_dict()
+
+    wrong = targets.copy()
+    wrong[teacher.train_idx] = np.random.default_rng(0).permutation(targets[teacher.train_idx])
+    taught, taught_wrong = student(1.0, targets), student(1.0, wrong)  # the teacher alone teaches: the labels do not count
+    assert all(torch.equal(a, b) for a, b in zip(taught.values(), taught_wrong.values()))
+    labelled, untaught = student(0.0, targets), student(0.0, wrong)
+    assert not all(torch.equal(a, b) for a, b in zip(labelled.values(), untaught.values()))
+    assert not all(torch.equal(a, b) for a, b in zip(labelled.values(), taught.values()))
+    trainer.targets = targets
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    assert float(distillation_loss(logits, torch.softmax(logits / 3, dim=-1), 3)) == pytest.approx(0, abs=1e-6)
+    assert float(distillation_loss(logits, torch.tensor([[0.1, 0.8, 0.1]]), 3)) > 0.1
+    with pytest.raises(ConfigError, match="other folds"):
+        check_teachers(config, [test_speakers[0][1:], *test_speakers[1:]])  # a teacher cross-validated on other test voices
+    with pytest.raises(ConfigError, match="no trained network for final"):
+        load_teachers(config, "final", torch.device("cpu"))
+    config.train.teachers = [str(tmp_path / "absent")]
+    with pytest.raises(ConfigError, match="no cross_validation.json"):
+        check_teachers(config, test_speakers)
 
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):

@@ -38,6 +38,9 @@ class TrainSettings:
     statistics_l2: float | list[float] = 0.02  # that classifier's weight penalty; a list: the one chosen on the fit speakers (models/statistics.py choose_l2)
     statistics_with_validation: bool = False  # fit it on the validation speakers' windows too (their logged UA is then not held out)
     channel_copies: int = 4  # augmented copies of the features, computed once (training/feature_bank.py); epoch e trains on copy e % channel_copies
+    teachers: list[str] = field(default_factory=list)  # run folders whose networks for the same fold teach this one (training/distillation.py)
+    distillation_weight: float = 0.5  # the share of the loss that is the teachers' soft targets
+    distillation_temperature: float = 2.0  # how much the teachers' probabilities are softened
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # where networks train: auto (a CUDA GPU when torch sees one), cpu or cuda
@@ -158,6 +161,8 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{where}: train.balanced_sampling balances the classes already: set train.class_weights false")
     if config.train.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{where}: train.device must be auto, cpu or cuda")
+    if not 0 <= config.train.distillation_weight <= 1 or config.train.distillation_temperature <= 0:
+        raise ConfigError(f"{where}: train.distillation_weight must be in [0, 1] and train.distillation_temperature positive")
     if config.train.networks < 1 or config.train.channel_copies < 1:
         raise ConfigError(f"{where}: train.networks and train.channel_copies must be 1 or more")
     if config.detector_network:

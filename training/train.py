@@ -27,6 +27,7 @@ from .evaluate import KINDS, artifact_names, breakdown, held_out_summary, plot_c
 from .export import export_model
 from .feature_bank import FeatureBank
 from .dataset import RunData
+from .distillation import check_teachers, distillation_loss, load_teachers, soft_targets
 from .folds import final_split
 from .sampling import balanced_weights, epoch_order
 from .models import build_model, footprint
@@ -109,9 +110,9 @@ class Trainer:
             speakers = heard_alone(speakers, idx)
         return runtime_windows(waves, speakers, spec, training_speakers=[self.speakers[i] for i in train_idx])
 
-    def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int):
+    def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int, teachers: Sequence[nn.Module] = ()):
         """Train ``train.networks`` networks (seeds ``seed``, ``seed + NETWORK_SEED_STRIDE``, ...) on the
-        same speakers; return the model (the network, or the networks' probabilities averaged in one
+        same speakers, each learning from ``teachers`` too where there are any; return the model (the network, or the networks' probabilities averaged in one
         graph, then averaged with the statistics classifier where the recipe has one), its spec, and
         the per-epoch history (each record naming its network)."""
         cfg = self.config
@@ -119,7 +120,7 @@ class Trainer:
         spec = model_spec(cfg, SpeechHistory(self.features.clean(train_idx), train_speakers, cfg).prior())
         validation = self.windows(val_idx, spec), self.targets[val_idx]
         history: list[dict] = []
-        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history).to("cpu", memory_format=torch.contiguous_format)
+        networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history, teachers).to("cpu", memory_format=torch.contiguous_format)
                     for m in range(cfg.train.networks)]  # fmt: skip
         model = networks[0]
         if len(networks) > 1:
@@ -131,7 +132,8 @@ class Trainer:
             model = self._with_statistics(model, fit_idx, train_idx, spec, *validation, log_path)
         return model, spec, history
 
-    def _network(self, train_idx: list[int], spec: Manifest, validation, log_path: str, seed: int, number: int, history: list[dict]) -> nn.Module:
+    def _network(self, train_idx: list[int], spec: Manifest, validation, log_path: str, seed: int, number: int, history: list[dict],
+                 teachers: Sequence[nn.Module]) -> nn.Module:  # fmt: skip
         """Train one network; return it (the best epoch by validation UA, or the weights averaged over
         the last ``average_last`` epochs); its epochs are logged and appended to ``history``."""
         cfg, settings = self.config, self.config.train
@@ -170,8 +172,12 @@ class Trainer:
                 target = torch.from_numpy(y[idx]).to(self.device)
                 share, partner = mixup(len(idx), settings.mixup_alpha, mixer)
                 partner = partner.to(self.device)
-                logits = model.logits(share * inputs + (1 - share) * inputs[partner])
+                mixed = share * inputs + (1 - share) * inputs[partner]
+                logits = model.logits(mixed)
                 loss = share * loss_of(logits, target) + (1 - share) * loss_of(logits, target[partner])
+                if teachers:
+                    taught, temperature = settings.distillation_weight, settings.distillation_temperature
+                    loss = (1 - taught) * loss + taught * distillation_loss(logits, soft_targets(teachers, mixed, temperature), temperature)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -284,6 +290,7 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
     if unknown:
         raise ConfigError(f"fold {unknown[0]} does not exist: this run has folds 0-{len(data.folds) - 1}")
     _claim(config, data, out)
+    check_teachers(config, [sorted(f.test) for f in data.folds])
     trainer = Trainer(config, data)
     done = []
     for k, fold in enumerate(data.folds):
@@ -392,7 +399,8 @@ def _trained(trainer: Trainer, train_idx: list[int], val_idx: list[int], folder:
     log_path = os.path.join(folder, "log.jsonl")
     if os.path.exists(log_path):
         os.remove(log_path)  # epochs of a process that stopped before the end
-    model, spec, history = trainer.fit(train_idx, val_idx, log_path, seed)
+    teachers = load_teachers(trainer.config, os.path.basename(folder), trainer.device)
+    model, spec, history = trainer.fit(train_idx, val_idx, log_path, seed, teachers)
     plot_curves(history, title, os.path.join(folder, "curves.png"))
     _write_whole(checkpoint, lambda partial: torch.save({"model": model, "spec": spec}, partial))
     return model, spec

@@ -309,6 +309,11 @@ def test_smoke_training_exports_models_that_rtser_runs(tmp_path, monkeypatch):
     assert parts.returncode == 0, parts.stderr[-3000:]
     ua = json.loads(parts.stdout[parts.stdout.index("{") :])["ua_float"]
     assert set(ua) == {"network part", "statistics classifier", "model"} and ua["model"] == round(metrics["float"]["all"]["ua"], 4)
+    # a run averaged with itself (scripts/ensemble_scores.py) scores as the run scored itself
+    ensemble = subprocess.run([sys.executable, "scripts/ensemble_scores.py", str(out), str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ensemble.returncode == 0, ensemble.stderr[-3000:]
+    for kind in ("float", "tflite", "onnx"):
+        assert f"{kind}: UA all {100 * metrics[kind]['all']['ua']:.1f};" in ensemble.stdout
 
     # the fold's results are kept: the same command resumes without training it again
     fold_json = out / "fold00" / "fold.json"

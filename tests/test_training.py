@@ -479,7 +479,6 @@ def test_without_validation_speakers_every_speaker_but_the_test_ones_trains_and_
         load_config(os.path.join(CONFIGS, "default.yaml"), [os.path.join(CONFIGS, "experiments", "no_validation.yaml"), str(overlay)])
 
 
-
 def test_a_network_taught_by_a_teacher_run_learns_its_probabilities_and_the_teacher_must_not_have_heard_the_test_voices(tmp_path):
     overlay = tmp_path / "short.yaml"
     overlay.write_text("train: {epochs: 2, patience: 2, average_last: 2, threads: 1}\nsmoke: {epochs: 2}\n")
@@ -521,6 +520,7 @@ def test_a_network_taught_by_a_teacher_run_learns_its_probabilities_and_the_teac
     config.train.teachers = [str(tmp_path / "absent")]
     with pytest.raises(ConfigError, match="no cross_validation.json"):
         check_teachers(config, test_speakers)
+
 
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_statistics_classifier_is_fitted_after_the_network_on_the_runtime_windows_of_the_chosen_speakers(tmp_path, with_validation):

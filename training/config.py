@@ -182,9 +182,15 @@ def load_config(path: str, overlays: list[str] = ()) -> RunConfig:
     return dataclasses.replace(config, name="-".join([config.name, *map(file_stem, overlays)]))
 
 
+def project_path(path: str) -> str:
+    """A path a recipe names (a detector network, a teacher run) as a path from here: relative ones
+    are from the project root."""
+    return os.path.join(PROJECT_ROOT, path)
+
+
 def detector_network_path(config: RunConfig) -> str:
-    """The recipe's speech detector network as a path (relative ones are from the project root)."""
-    return os.path.join(PROJECT_ROOT, config.detector_network)
+    """The recipe's speech detector network as a path."""
+    return project_path(config.detector_network)
 
 
 def file_stem(path: str) -> str:

@@ -20,12 +20,7 @@ from torch import nn
 from rtser.features import FeatureConfig
 from rtser.schema import ConfigError, build
 
-from .config import PROJECT_ROOT, RunConfig
-
-
-def teacher_folder(run: str) -> str:
-    """A teacher run folder as a path (relative ones are from the project root)."""
-    return os.path.join(PROJECT_ROOT, run)
+from .config import RunConfig, project_path
 
 
 def check_teachers(config: RunConfig, test_speakers: list[list[str]]) -> None:
@@ -33,7 +28,7 @@ def check_teachers(config: RunConfig, test_speakers: list[list[str]]) -> None:
     speakers with the recipe's labels and feature frames (a teacher that heard a fold's test
     speakers would leak them into its student's figures)."""
     for run in config.train.teachers:
-        path = os.path.join(teacher_folder(run), "cross_validation.json")
+        path = os.path.join(project_path(run), "cross_validation.json")
         if not os.path.isfile(path):
             raise ConfigError(f"teacher {run}: no cross_validation.json (train it first: python -m training train ... --out {run})")
         with open(path, encoding="utf-8") as handle:
@@ -50,7 +45,7 @@ def load_teachers(config: RunConfig, fold: str, device: torch.device) -> list[nn
     """The teachers' networks for ``fold`` (a fold folder's name, or ``final``), in eval mode."""
     teachers = []
     for run in config.train.teachers:
-        path = os.path.join(teacher_folder(run), fold, "trained.pt")
+        path = os.path.join(project_path(run), fold, "trained.pt")
         if not os.path.isfile(path):
             raise ConfigError(f"teacher {run} has no trained network for {fold} ({path}): finish that run first")
         teachers.append(torch.load(path, weights_only=False)["model"].to(device).eval())

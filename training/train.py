@@ -112,9 +112,10 @@ class Trainer:
 
     def fit(self, train_idx: list[int], val_idx: list[int], log_path: str, seed: int, teachers: Sequence[nn.Module] = ()):
         """Train ``train.networks`` networks (seeds ``seed``, ``seed + NETWORK_SEED_STRIDE``, ...) on the
-        same speakers, each learning from ``teachers`` too where there are any; return the model (the network, or the networks' probabilities averaged in one
-        graph, then averaged with the statistics classifier where the recipe has one), its spec, and
-        the per-epoch history (each record naming its network)."""
+        same speakers, each learning from ``teachers`` too where there are any; return the model (the
+        network, or the networks' probabilities averaged in one graph, then averaged with the
+        statistics classifier where the recipe has one), its spec, and the per-epoch history (each
+        record naming its network)."""
         cfg = self.config
         train_speakers = [self.speakers[i] for i in train_idx]
         spec = model_spec(cfg, SpeechHistory(self.features.clean(train_idx), train_speakers, cfg).prior())
@@ -289,8 +290,8 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
     unknown = sorted(k for k in run_folds or () if k >= len(data.folds))
     if unknown:
         raise ConfigError(f"fold {unknown[0]} does not exist: this run has folds 0-{len(data.folds) - 1}")
-    _claim(config, data, out)
-    check_teachers(config, [sorted(f.test) for f in data.folds])
+    claim = _claim(config, data, out)
+    check_teachers(config, claim["folds"])  # the same test speakers, or a teacher heard them
     trainer = Trainer(config, data)
     done = []
     for k, fold in enumerate(data.folds):
@@ -309,14 +310,15 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
     return metrics
 
 
-def _claim(config: RunConfig, data: RunData, out: str) -> None:
-    """Record what the run folder's fold results come from; refuse a folder holding another recipe's."""
+def _claim(config: RunConfig, data: RunData, out: str) -> dict:
+    """Record what the run folder's fold results come from (and return it: the recipe, epochs and
+    each fold's test speakers); refuse a folder holding another recipe's."""
     claim = {"recipe": _comparable(config), "epochs": data.epochs, "folds": [sorted(f.test) for f in data.folds]}
     path = os.path.join(out, "cross_validation.json")
     if not os.path.exists(path):
         os.makedirs(out, exist_ok=True)
         _write_json(path, claim)
-        return
+        return claim
     with open(path, encoding="utf-8") as handle:
         stored = json.load(handle)
     for setting in ("threads", "device"):
@@ -329,6 +331,7 @@ def _claim(config: RunConfig, data: RunData, out: str) -> None:
         stored["recipe"] = None  # a setting this code no longer has: another recipe
     if stored != claim:
         raise ConfigError(f"{out} holds fold results of another recipe, epochs or folds; choose another --out or remove it")
+    return claim
 
 
 def _comparable(config: RunConfig) -> dict:

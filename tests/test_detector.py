@@ -2,6 +2,7 @@
 in numpy exactly as its torch twin computes it, installed into a model folder that rtser runs."""
 
 import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from rtser.manifest import load_manifest, sha256_of
 from rtser.pipeline import DEFAULT_MODEL
 from rtser.schema import ConfigError
 from rtser.voice_network import load_voice_network
+from training.audio_cache import cache_dir
 from training.detector import FrameDetectorNet, install_detector, loud_voiced_frames, reading_frames, shifted_calls, train_detector
 
 from .conftest import ROOT, SAMPLE, run_rtser
@@ -93,6 +95,30 @@ def test_a_detector_taught_by_silero_calls_unheard_voices_speech_and_unheard_sou
     assert 0 < figures["teaching"]["speakers"] <= 17 and 0 < figures["validation"]["speakers"] <= 17  # every other voice teaches
     assert at_half["speech_frames_called_speech"] > at_half["other_frames_called_speech"] + 0.3, figures["validation"]
     assert load_voice_network(str(out / "voice_network.npz")).features == load_manifest(DEFAULT_MODEL).features
+
+
+def test_another_network_seed_trains_another_network_from_the_same_cached_examples(taught, tmp_path):
+    out, figures = taught
+    cached = sorted(glob.glob(os.path.join(cache_dir(), "detector-*.npz")))
+    other = train_detector(str(tmp_path), load_manifest(DEFAULT_MODEL).features, ["emodb", "ravdess"], files_per_corpus=40, epochs=20,
+                           processes=2, network_seed=1)  # fmt: skip
+    assert sorted(glob.glob(os.path.join(cache_dir(), "detector-*.npz"))) == cached  # no examples built again
+    assert (figures["seeds"], other["seeds"]) == ({"examples": 0, "network": 0}, {"examples": 0, "network": 1})
+    assert other["teaching"] == figures["teaching"] and other["validation"]["utterances"] == figures["validation"]["utterances"]
+    first, second = (load_voice_network(os.path.join(folder, "voice_network.npz")).arrays["w_context"] for folder in (str(out), str(tmp_path)))
+    assert np.abs(first - second).max() > 0.01
+
+
+def test_a_network_taught_by_teacher_networks_learns_their_calls_not_silero_s(taught, tmp_path):
+    out, figures = taught
+    teacher = load_voice_network(str(out / "voice_network.npz"))
+    always = dataclasses.replace(teacher, arrays={**teacher.arrays, "b_out": np.full(1, 30.0, np.float32)})  # calls every frame speech
+    always.save(str(tmp_path / "always.npz"))
+    student = train_detector(str(tmp_path / "student"), load_manifest(DEFAULT_MODEL).features, ["emodb", "ravdess"], files_per_corpus=40,
+                             epochs=20, processes=2, teachers=[str(tmp_path / "always.npz")])  # fmt: skip
+    assert student["teachers"] == [str(tmp_path / "always.npz")]
+    assert figures["validation"]["frames"]["0.5"]["other_frames_called_speech"] < 0.2
+    assert student["validation"]["frames"]["0.5"]["other_frames_called_speech"] > 0.9
 
 
 def test_an_installed_detector_is_what_the_model_runs(taught, tmp_path):

@@ -111,7 +111,8 @@ def _detector(args) -> int:
         folder = args.out or scratch
         network = os.path.join(folder, NETWORK_NAME)
         if args.network is None:
-            figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs, future=args.future)
+            figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs, future=args.future,
+                                     network_seed=args.network_seed, teachers=args.teachers)
             for threshold, values in figures["validation"]["frames"].items():
                 print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
                       f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
@@ -201,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                           help="corpus to take voices from; repeatable (default: every corpus found)")  # fmt: skip
     detector.add_argument("--files-per-corpus", type=int, default=400, help="utterances of each corpus that teach (default 400)")
     detector.add_argument("--epochs", type=int, default=40)
+    detector.add_argument("--network-seed", type=int, help="seed of the network's first weights and batch order alone (default: the "
+                          "examples' seed, 0); the voices and examples stay the same, so cached ones serve")
+    detector.add_argument("--teacher", dest="teachers", action="append", default=[], metavar="NETWORK",
+                          help="a network trained before on the same frames; repeatable: the new network learns their averaged "
+                          "probabilities instead of Silero's calls")
     detector.add_argument("--future", type=int, default=10, help="frames after a frame that its decision waits for (default 10: 0.1 s)")
     args = parser.parse_args(argv)
     if args.command == "detector" and not (args.out or args.network):

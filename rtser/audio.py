@@ -75,6 +75,15 @@ def scale_problem(samples: np.ndarray) -> str | None:
     return None
 
 
+def band_problem(rate: int, fmax: float) -> str | None:
+    """What audio at ``rate`` lacks of the band the model's features read (up to ``fmax`` Hz), or
+    None: telephone audio at 8 kHz holds nothing above 4 kHz, and resampling cannot bring it back."""
+    if rate >= 2 * fmax:
+        return None
+    return (f"audio at {rate} Hz holds nothing above {rate / 2:g} Hz but the model reads up to {fmax:g} Hz: "
+            f"expect missed speech and lower accuracy (record at {2 * fmax:g} Hz or more)")  # fmt: skip
+
+
 class StreamResampler:
     """Converts a stream from one rate to another chunk by chunk (soxr), or passes it through."""
 

@@ -13,6 +13,7 @@ import contextlib  # noqa: E402
 import functools  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 
 from .errors import RtserError, say, warn  # noqa: E402
 from .text import FORMATS  # noqa: E402
@@ -293,13 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (an :class:`~rtser.pipeline.AudioWarning` above all) as one ``rtser: warning:``
+    line, without the source line Python shows (``--debug`` keeps Python's own form)."""
+    warn(str(message))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rtser`` command."""
     args = build_parser().parse_args(argv)
     if args.format is None and args.command != "listen":  # listen: the board file's output.format, else auto
         args.format = "auto"
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _warning_line
+            return args.run(args)
     except RtserError as err:
         if args.debug:
             raise

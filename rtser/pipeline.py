@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .audio import StreamResampler, audio_array, check_rate, scale_problem, to_float_mono
+from .audio import StreamResampler, audio_array, band_problem, check_rate, scale_problem, to_float_mono
 from .backends import Backend, load_backend
 from .calibration import temperature_scaled
 from .blas import one_blas_thread
@@ -33,7 +33,8 @@ BATCH_SECONDS = 0.25  # audio gathered before it is worked on, by default (Recog
 
 
 class AudioWarning(UserWarning):
-    """Audio that rtser takes but that is probably not what the caller meant (its scale)."""
+    """Audio that rtser takes but that is probably not what the caller meant (its scale), or that
+    lacks part of what the model reads (a band narrower than the model's features)."""
 
 
 def load_model(
@@ -168,10 +169,11 @@ class Recognizer:
             rate = self._features.sample_rate if sample_rate is None else check_rate(sample_rate)
             if self._resampler is None:
                 self._resampler = StreamResampler(rate, self._features.sample_rate)
+                self._warn_once("band", band_problem(rate, self._features.fmax))
             elif rate != self._resampler.in_rate:
                 raise RtserError(f"sample rate changed from {self._resampler.in_rate} to {rate} mid-stream; call reset()")
             samples = audio_array(samples)
-            self._check_scale(samples)
+            self._warn_once("scale", scale_problem(samples))
             block = round(MAX_BLOCK_SECONDS * rate)
             events: list[Event] = []
             for start in range(0, max(len(samples), 1), block):
@@ -180,11 +182,11 @@ class Recognizer:
                 events += self._hear(self._resampler.process(mono))
             return events
 
-    def _check_scale(self, samples: np.ndarray) -> None:
-        """Warn once per stream about samples whose scale looks wrong (they would give no events)."""
-        problem = scale_problem(samples)
-        if problem is not None and problem not in self._warned:
-            self._warned.add(problem)
+    def _warn_once(self, kind: str, problem: str | None) -> None:
+        """An :class:`AudioWarning` for the first problem of each kind in a stream (a scale that
+        looks wrong, a narrow band), however many pushes show it."""
+        if problem is not None and kind not in self._warned:
+            self._warned.add(kind)
             warnings.warn(problem, AudioWarning, stacklevel=3)
 
     def _hear(self, samples: np.ndarray, last: bool = False) -> list[Event]:

@@ -283,6 +283,37 @@ def test_audio_in_a_shape_or_scale_that_gives_no_events_is_an_error_or_a_warning
         assert len(caught) == 1  # once per stream
 
 
+def test_audio_narrower_than_the_models_band_is_a_warning_once_per_stream(speech):
+    import warnings
+
+    from rtser import AudioWarning, Recognizer
+
+    recognizer = Recognizer()
+    telephone = speech[::2]  # 8 kHz: nothing above 4 kHz of the 8 kHz the model's features read
+    with pytest.warns(AudioWarning, match="audio at 8000 Hz holds nothing above 4000 Hz but the model reads up to 8000 Hz") as caught:
+        recognizer.push(telephone, 8000)
+        recognizer.push(telephone, 8000)
+    assert len(caught) == 1
+    for samples, rate in ((speech, 16000), (np.repeat(speech, 3), 48000)):
+        recognizer.reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AudioWarning)
+            recognizer.push(samples, rate)
+
+
+@pytest.mark.parametrize("kind,warning", [("float beyond full scale", "float samples reach"), ("8 kHz", "audio at 8000 Hz holds nothing above 4000 Hz")])
+def test_the_command_line_says_an_audio_warning_in_one_line_once(tmp_path, kind, warning):
+    samples, rate = soundfile.read(SAMPLE, dtype="float32")
+    path = str(tmp_path / "odd.wav")
+    if kind == "8 kHz":
+        soundfile.write(path, samples[::2], 8000)
+    else:  # read in blocks of 1 s whose peaks differ: still one warning
+        soundfile.write(path, samples * 30, rate, subtype="FLOAT")
+    done = run_rtser("replay", path, "--format", "json")
+    assert done.returncode == 0 and any(json.loads(line)["type"] == "utterance" for line in done.stdout.splitlines())
+    assert done.stderr.splitlines() == [done.stderr.splitlines()[0]] and done.stderr.startswith(f"rtser: warning: {warning}"), done.stderr
+
+
 def test_a_long_push_is_worked_on_in_bounded_memory():
     program = (
         "import resource, numpy as np, soundfile; from rtser import Recognizer\n"

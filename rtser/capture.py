@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import AudioSettings
 from .devices import InputDevice, default_input_index, input_devices, portaudio, resolve_device, same_device, shown_name
-from .errors import RtserError, warn
+from .errors import RtserError
 from .ringbuffer import RingBuffer
 
 # A freshly opened stream may be slow to deliver its first block (PulseAudio: up to 1.7 s measured), so
@@ -100,9 +100,7 @@ class Microphone:
                              f"(counted from 0; open more with --channels or audio.channels, up to the device's {device.channels})")  # fmt: skip
         rates = [settings.sample_rate] if settings.sample_rate else [self.preferred_rate, int(device.default_rate), 48000, 44100]
         for rate in rates:
-            if supported(rate, channels):
-                if rate < self.preferred_rate:
-                    warn(f"capturing at {rate} Hz, below the model's {self.preferred_rate} Hz: the frequencies it reads above {rate // 2} Hz are missing")
+            if supported(rate, channels):  # a rate under the model's band: the Recognizer's AudioWarning
                 return rate, channels
         tried = ", ".join(f"{r} Hz" for r in rates)
         raise RtserError(f"input device {device.describe()} cannot capture {channels} channel(s) at {tried}")

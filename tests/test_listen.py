@@ -58,6 +58,14 @@ def test_48k_stereo_microphone_is_resampled_and_mixed_down(pulse, clips, tmp_pat
     assert collections.Counter(labels).most_common(1)[0][0] == label, labels
 
 
+def test_a_microphone_opened_at_8k_gives_one_warning_line(pulse):
+    run = LiveRun("--device", "emo_mic", "--rate", "8000", "--status-seconds", "0.2", env=pulse.env)
+    run.wait_for_audio()
+    code, stderr = run.stop()
+    assert code == 0 and stderr.splitlines() == ["rtser: warning: audio at 8000 Hz holds nothing above 4000 Hz but the model reads "
+                                                  "up to 8000 Hz: expect missed speech and lower accuracy (record at 16000 Hz or more)"], stderr  # fmt: skip
+
+
 def test_a_vanished_sound_device_is_reopened_as_soon_as_its_server_is_back(pulse, clips, tmp_path):
     config = tmp_path / "board.yaml"
     config.write_text("audio: {device: emo_mic, retry_seconds: [0.5, 8.0], stall_seconds: 2.0}\noutput: {status_seconds: 0.2}\n")

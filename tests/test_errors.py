@@ -311,7 +311,8 @@ def test_the_command_line_says_an_audio_warning_in_one_line_once(tmp_path, kind,
         soundfile.write(path, samples * 30, rate, subtype="FLOAT")
     done = run_rtser("replay", path, "--format", "json")
     assert done.returncode == 0 and any(json.loads(line)["type"] == "utterance" for line in done.stdout.splitlines())
-    assert done.stderr.splitlines() == [done.stderr.splitlines()[0]] and done.stderr.startswith(f"rtser: warning: {warning}"), done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rtser: warning: {warning}"), done.stderr
 
 
 def test_a_long_push_is_worked_on_in_bounded_memory():

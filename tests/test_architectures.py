@@ -30,7 +30,12 @@ from .conftest import DEFAULT_MODEL, ROOT, SAMPLE, run_rtser
 FEATURES = {"lightsernet": 40, "cnn_lstm": 64, "attention_fcn": 64, "timnet": 39, "cktim": 39, "statistics_mlp": 42}
 
 
-SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)] + [({"architecture": "lightsernet", "stem_stride": 2}, 42)]
+SETTINGS = [({"architecture": name}, FEATURES[name]) for name in sorted(ARCHITECTURES)] + [
+    ({"architecture": "lightsernet", "stem_stride": 2}, 42),
+    ({"architecture": "lightsernet", "stem_stride": 2, "chunk_frames": 50}, 42),
+    ({"architecture": "attention_fcn", "chunk_frames": 50}, 64),
+    ({"architecture": "attention_fcn", "stem_stride": 2, "first_pool": [2, 1]}, 42),
+]
 
 
 @pytest.mark.parametrize("settings, n_features", SETTINGS)
@@ -43,6 +48,21 @@ def test_every_architecture_gives_probabilities_and_its_deployable_form_agrees(s
     assert probs.shape == (3, 7) and torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(probs, baked, atol=1e-5)
     assert footprint(model, (1, 1, 297, n_features))["macs_per_window"] > 0
+
+
+@pytest.mark.parametrize("architecture", ["lightsernet", "attention_fcn"])
+def test_a_chunked_network_judges_a_window_by_chunks_a_stream_one_chunk_on_would_share(architecture):
+    torch.manual_seed(0)
+    model = build_model({"architecture": architecture, "chunk_frames": 50}, 6, 42).eval()
+    stream = torch.randn(1, 1, 350, 42)
+    with torch.no_grad():
+        chunk_embeddings = [model.encoder.embed(stream[:, :, k * 50 : (k + 1) * 50]) for k in range(7)]
+        for shift in (0, 1):  # two windows of 300 frames, one chunk apart: five of their six chunks are the same
+            expected = model.encoder.classify(torch.stack(chunk_embeddings[shift : shift + 6]).mean(0))
+            assert torch.allclose(model.logits(stream[:, :, shift * 50 : shift * 50 + 300]), expected, atol=1e-5)
+    assert model.chunk_starts(297) == [0, 47, 97, 147, 197, 247]  # the first chunk overlaps the second
+    with pytest.raises(ValueError, match="cannot be chunked"):
+        build_model({"architecture": "timnet", "chunk_frames": 50}, 6, 39)
 
 
 def test_window_statistics_are_each_features_mean_deviation_and_change():

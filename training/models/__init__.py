@@ -10,6 +10,7 @@ from torch import nn
 
 from .attention_fcn import AttentionFcn
 from .base import FloatStem
+from .chunked import Chunked
 from .cnn_lstm import CnnLstm
 from .lightsernet import LightSERNet
 from .statistics_mlp import StatisticsMlp
@@ -27,12 +28,19 @@ ARCHITECTURES = {
 
 def build_model(settings: dict, n_classes: int, n_features: int) -> nn.Module:
     """The network a recipe's ``model:`` section describes (``architecture`` and its options), for
-    windows of ``n_features`` values per frame."""
+    windows of ``n_features`` values per frame; ``chunk_frames`` runs it on each hop of the window
+    on its own (:class:`Chunked`)."""
     options = dict(settings)
     name = options.pop("architecture")
+    chunk_frames = options.pop("chunk_frames", None)
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r} (known: {', '.join(ARCHITECTURES)})")
-    return ARCHITECTURES[name](n_classes, n_features, **options)
+    network = ARCHITECTURES[name](n_classes, n_features, **options)
+    if chunk_frames is None:
+        return network
+    if not hasattr(network, "embed"):
+        raise ValueError(f"architecture {name!r} cannot be chunked (it has no embed)")
+    return Chunked(network, chunk_frames)
 
 
 def deployable(model: nn.Module, restructured: bool = True) -> nn.Module:

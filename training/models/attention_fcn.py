@@ -8,9 +8,9 @@ from torch import nn
 from .base import Classifier, scaled
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
-                         nn.MaxPool2d(2, ceil_mode=True))  # fmt: skip
+def _block(c_in: int, c_out: int, pool=2, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.MaxPool2d(pool, ceil_mode=True))  # fmt: skip
 
 
 class AttentionPooling(nn.Module):
@@ -33,19 +33,33 @@ class AttentionPooling(nn.Module):
 class AttentionFcn(Classifier):
     """Four convolution blocks (32, 64, 96, 128 filters at width 1) keep a time-frequency map; the
     attention pooling weighs its positions (λ = ``sharpness``), so any ``n_features`` fits; dropout;
-    one dense layer."""
+    one dense layer. Each block ends in a 2 x 2 max pool; ``first_pool`` (time, frequency) sets the
+    first block's, ``stem_stride`` the stride of its convolution (``2`` with ``first_pool: [2, 1]``:
+    the three blocks after it see a quarter of the frames at half the frequency resolution, and no
+    full-size map is made)."""
 
     stem = ("blocks.0",)
 
     def __init__(self, n_classes: int, n_features: int, width: float = 1.0, attention: int = 64, sharpness: float = 0.5,
-                 dropout: float = 0.3):  # fmt: skip
+                 dropout: float = 0.3, first_pool: tuple[int, int] = (2, 2), stem_stride: int = 1):  # fmt: skip
         super().__init__()
         w = scaled(width)
         widths = (w(32), w(64), w(96), w(128))
-        self.blocks = nn.Sequential(*[_block(c_in, c_out) for c_in, c_out in zip((1, *widths[:-1]), widths)])
+        pools, strides = (tuple(first_pool), 2, 2, 2), (stem_stride, 1, 1, 1)
+        self.blocks = nn.Sequential(
+            *[_block(c_in, c_out, pool, stride) for c_in, c_out, pool, stride in zip((1, *widths[:-1]), widths, pools, strides)]
+        )
         self.pool = AttentionPooling(widths[-1], attention, sharpness)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1], n_classes)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention-pooled map, ``[batch, 128 * width]``."""
+        return self.pool(self.blocks(x))
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Unnormalised class scores of a pooled map."""
+        return self.head(self.dropout(embedding))
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.pool(self.blocks(x))))
+        return self.classify(self.embed(x))

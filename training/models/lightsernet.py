@@ -49,8 +49,15 @@ class LightSERNet(Classifier):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(w(320), n_classes)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The globally pooled features, ``[batch, 320 * width]``."""
+        return self.body(torch.cat([path(x) for path in self.paths], dim=1)).mean(dim=(2, 3))
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Unnormalised class scores of pooled features."""
+        return self.head(self.dropout(embedding))
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised class scores."""
-        pooled = self.body(torch.cat([path(x) for path in self.paths], dim=1)).mean(dim=(2, 3))
-        return self.head(self.dropout(pooled))
+        return self.classify(self.embed(x))
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .attention_fcn import AttentionFcn
-from .base import FloatStem
+from .base import FloatStem, PooledClassifier
 from .chunked import Chunked
 from .cnn_lstm import CnnLstm
 from .lightsernet import LightSERNet
@@ -38,8 +38,8 @@ def build_model(settings: dict, n_classes: int, n_features: int) -> nn.Module:
     network = ARCHITECTURES[name](n_classes, n_features, **options)
     if chunk_frames is None:
         return network
-    if not hasattr(network, "embed"):
-        raise ValueError(f"architecture {name!r} cannot be chunked (it has no embed)")
+    if not isinstance(network, PooledClassifier):
+        raise ValueError(f"architecture {name!r} cannot be chunked (it does not pool its window into one embedding)")
     return Chunked(network, chunk_frames)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Classifier, scaled
+from .base import PooledClassifier, scaled
 
 
 def _block(c_in: int, c_out: int, pool=2, stride: int = 1) -> nn.Sequential:
@@ -30,7 +30,7 @@ class AttentionPooling(nn.Module):
         return (alpha * a).sum(dim=1)
 
 
-class AttentionFcn(Classifier):
+class AttentionFcn(PooledClassifier):
     """Four convolution blocks (32, 64, 96, 128 filters at width 1) keep a time-frequency map; the
     attention pooling weighs its positions (λ = ``sharpness``), so any ``n_features`` fits; dropout;
     one dense layer. Each block ends in a 2 x 2 max pool; ``first_pool`` (time, frequency) sets the
@@ -56,10 +56,3 @@ class AttentionFcn(Classifier):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The attention-pooled map, ``[batch, 128 * width]``."""
         return self.pool(self.blocks(x))
-
-    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Unnormalised class scores of a pooled map."""
-        return self.head(self.dropout(embedding))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.embed(x))

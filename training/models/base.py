@@ -21,6 +21,22 @@ class Classifier(nn.Module):
         return torch.softmax(self.logits(x), dim=-1)
 
 
+class PooledClassifier(Classifier):
+    """A classifier that pools its input window into one embedding (``embed``) and classifies that
+    through dropout and one dense layer (``self.dropout``, ``self.head``): the form
+    :class:`~training.models.chunked.Chunked` can run on each chunk of a window."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Unnormalised class scores of an embedding (or of the mean of several)."""
+        return self.head(self.dropout(embedding))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(x))
+
+
 class KeptInFloat(nn.Module):
     """A module the int8 exports leave in float."""
 

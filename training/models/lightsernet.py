@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Classifier, scaled
+from .base import PooledClassifier, scaled
 
 
 def _block(c_in: int, c_out: int, kernel, pool, stride: int = 1) -> nn.Sequential:
@@ -17,7 +17,7 @@ def _block(c_in: int, c_out: int, kernel, pool, stride: int = 1) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class LightSERNet(Classifier):
+class LightSERNet(PooledClassifier):
     """Light-SERNet (Aftab et al., ICASSP 2022) on ``[batch, 1, time, mfcc]`` windows.
 
     Three parallel paths (11x1 along time, 1x9 along frequency, 3x3) of 32 filters each, then local
@@ -52,12 +52,4 @@ class LightSERNet(Classifier):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The globally pooled features, ``[batch, 320 * width]``."""
         return self.body(torch.cat([path(x) for path in self.paths], dim=1)).mean(dim=(2, 3))
-
-    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Unnormalised class scores of pooled features."""
-        return self.head(self.dropout(embedding))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Unnormalised class scores."""
-        return self.classify(self.embed(x))
 

@@ -264,7 +264,7 @@ def test_int8_exports_run_the_stem_in_float_quantize_its_map_once_pooled_and_poo
 
 def test_int8_onnx_runs_every_quantized_convolution_as_an_integer_kernel(tmp_path):
     # TIM-Net's block inputs feed both a convolution and the gate's product: with int8 activations
-    # onnxruntime left those convolutions in float between dequantize and quantize (x86: 40% slower)
+    # onnxruntime left those convolutions in float between dequantize and quantize (x86: 1.7 times the time)
     import onnx
     import onnxruntime
 

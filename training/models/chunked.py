@@ -8,12 +8,12 @@ from .base import Classifier, PooledClassifier
 
 
 class Chunked(Classifier):
-    """``encoder`` run on chunks of ``chunk_frames``
-    frames, taken back from the window's last frame (the first chunk starts at the window's first
-    frame, so it overlaps the second when the window is not a whole number of chunks); the chunks'
-    embeddings are averaged and classified by the encoder's own head. No convolution crosses a
-    chunk's edge, so a stream whose windows advance by one chunk could encode each chunk once and
-    keep its embedding for the windows that hold it."""
+    """``encoder`` run on chunks of ``chunk_frames`` frames, taken back from the window's last
+    frame (the first chunk starts at the window's first frame, so it overlaps the second when the
+    window is not a whole number of chunks); the chunks' embeddings are averaged and classified by
+    the encoder's own head. No convolution crosses a chunk's edge, so a stream whose windows
+    advance by one chunk could encode each chunk once and keep its embedding for the windows that
+    hold it."""
 
     def __init__(self, encoder: PooledClassifier, chunk_frames: int):
         super().__init__()

@@ -28,14 +28,15 @@ print(max(config.folds.values()), config.name)' "$@"
 row() {  # PROTOCOL_EMODB PROTOCOL_RAVDESS ARCHITECTURE [OVERLAY ...]
     local emodb=$1 ravdess=$2 architecture=$3
     shift 3
-    local overlays=() overlay protocol folds name
+    local overlays=() overlay protocol folds name first
     for overlay in "$@" "${recipe[@]}"; do overlays+=(--with "$overlay"); done
     for protocol in "$emodb" "$ravdess"; do
         read -r folds name < <(describe "$protocol" "$architecture" "$@" "${recipe[@]}")
         local half=$((folds / 2)) train=("$python" -m training train "$protocol" --with "$architecture" "${overlays[@]}" --no-final --out "$out/$name")
         run "${train[@]}" --run-folds "0-$((half - 1))" &
+        first=$!
         run "${train[@]}" --run-folds "$half-$((folds - 1))"
-        wait
+        wait "$first"  # (a bare wait would hide that process's failure)
     done
     run "$python" -m training compare --protocol "$emodb" --protocol "$ravdess" --architecture "$architecture" "${overlays[@]}" --threads 1 --out "$out"
 }

@@ -363,6 +363,24 @@ def test_every_overlay_applies_to_a_recipe(overlay):
         assert config.model["architecture"] in ARCHITECTURES
 
 
+def test_the_held_out_corpus_table_script_trains_loadable_recipes_and_feeds_its_own_runs_to_the_ensemble_and_student():
+    done = subprocess.run(["bash", os.path.join(ROOT, "scripts", "architectures_loco.sh")], env={**os.environ, "DRY": "1"},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    trained = {}
+    for words in (line.split() for line in lines if " -m training train " in line):
+        overlays = [os.path.join(ROOT, words[i + 1]) for i, word in enumerate(words) if word == "--with"]
+        config = load_config(os.path.join(ROOT, words[words.index("train") + 1]), overlays)  # a renamed overlay fails here, not hours in
+        assert config.protocol == "leave_one_corpus_out" and config.train.threads == 1
+        trained.setdefault(words[words.index("--out") + 1], []).append(words[words.index("--out") + 2 :])
+    assert len(trained) == 8 and all(sorted(runs) == [[], ["--run-folds", "0-2"], ["--run-folds", "3-4"]] for runs in trained.values())
+    ensemble = next(line.split() for line in lines if "ensemble_scores.py" in line)
+    student = load_config(os.path.join(CONFIGS, "five_corpora_loco.yaml"), [os.path.join(CONFIGS, "experiments", "distilled_loco.yaml")])
+    assert set(ensemble[2:]) == set(student.train.teachers) < set(trained)
+    assert lines.index(" ".join(ensemble)) < min(i for i, line in enumerate(lines) if "distilled_loco" in line)  # teachers first
+
+
 def test_overlays_merge_sections_but_replace_the_model(tmp_path):
     overlay = tmp_path / "small.yaml"
     overlay.write_text("model: {architecture: timnet, filters: 8}\nfeatures: {n_mfcc: 39}\ntrain: {threads: 1}\n")

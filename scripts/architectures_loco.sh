@@ -5,8 +5,8 @@
 # runs/loco-*/report.md; then the ensemble row (scripts/ensemble_scores.py) and the distilled row,
 # whose teachers are three of those runs (experiments/distilled_loco.yaml names their folders).
 # About 8 hours on two cores once the features are cached (the table's 812 minutes of epochs, halved
-# by the two processes). A fold already trained is not trained again: a stopped run resumes at its
-# first unfinished fold.
+# by the two processes). A fold already trained is not trained again, and one stopped part-way
+# resumes at its next epoch.
 # Usage: RTSER_DATA=DIR bash scripts/architectures_loco.sh   (DRY=1: print the commands only)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -466,6 +466,32 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
 
 
+def test_a_network_stopped_between_epochs_resumes_at_the_next_and_ends_as_if_never_stopped(tmp_path, monkeypatch):
+    overlay = tmp_path / "three.yaml"
+    overlay.write_text("train: {epochs: 3, patience: 3, average_last: 2, threads: 1}\nsmoke: {epochs: 3}\n")
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
+    (tmp_path / "whole").mkdir()
+    whole = fitted_on_the_first_fold(config, tmp_path / "whole")
+    log, validated = tmp_path / "log.jsonl", Trainer._validation
+
+    def stopped_in_the_third_epoch(trainer, *args):
+        if sum(1 for line in log.read_text().splitlines() if "epoch" in line) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C or a killed machine would stop it
+        return validated(trainer, *args)
+
+    monkeypatch.setattr(Trainer, "_validation", stopped_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)
+    assert (tmp_path / "log.network0.pt").exists()
+    first_two = log.read_text().splitlines()
+    monkeypatch.undo()
+    model, _, history = Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)  # a new process
+    records = log.read_text().splitlines()
+    assert records[:2] == first_two and [h["epoch"] for h in history] == [1, 2, 3] and len(records) == 4  # the two epochs not trained again
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), whole.model.state_dict().values()))
+    assert not (tmp_path / "log.network0.pt").exists()
+
+
 def test_several_networks_are_trained_from_different_seeds_and_the_model_is_the_mean_of_their_probabilities(tmp_path):
     config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [os.path.join(CONFIGS, "experiments", "networks2.yaml")])
     run = fitted_on_the_first_fold(config, tmp_path)

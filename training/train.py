@@ -117,6 +117,7 @@ class Trainer:
         statistics classifier where the recipe has one), its spec, and the per-epoch history (each
         record naming its network)."""
         cfg = self.config
+        open(log_path, "w", encoding="utf-8").close()  # a stopped process's records come back with its saved epochs
         train_speakers = [self.speakers[i] for i in train_idx]
         spec = model_spec(cfg, SpeechHistory(self.features.clean(train_idx), train_speakers, cfg).prior())
         validation = self.windows(val_idx, spec), self.targets[val_idx]
@@ -136,7 +137,8 @@ class Trainer:
     def _network(self, train_idx: list[int], spec: Manifest, validation, log_path: str, seed: int, number: int, history: list[dict],
                  teachers: Sequence[nn.Module]) -> nn.Module:  # fmt: skip
         """Train one network; return it (the best epoch by validation UA, or the weights averaged over
-        the last ``average_last`` epochs); its epochs are logged and appended to ``history``."""
+        the last ``average_last`` epochs); its epochs are logged and appended to ``history``. Its state
+        is saved after each epoch, so a process stopped part-way resumes at the next epoch."""
         cfg, settings = self.config, self.config.train
         torch.manual_seed(seed)
         train_speakers = [self.speakers[i] for i in train_idx]
@@ -157,7 +159,16 @@ class Trainer:
         augmenter = Augmenter(cfg.augment, os.path.join(data_root(), "noise"), cfg.features.sample_rate, seed)
         best, best_ua, stale = None, -1.0, 0
         averaged = AveragedModel(model) if settings.average_last else None
-        for epoch in range(self.epochs):
+        progress = EpochProgress(log_path, number, seed, self.epochs, self.device, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "averaged": averaged},
+                                 {"mixer": mixer.bit_generator, "augmenter": augmenter.rng.bit_generator})  # fmt: skip
+        saved = progress.restore()
+        if saved is not None:
+            best, best_ua, stale = saved["best"], saved["best_ua"], saved["stale"]
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.writelines(json.dumps(record) + "\n" for record in saved["records"])
+            history.extend(saved["records"])
+            tqdm.write(f"  network {number + 1}/{settings.networks}: resumed after epoch {len(saved['records'])}")
+        for epoch in range(0 if saved is None else len(saved["records"]), self.epochs):
             started = time.time()
             heard = self.features.heard(epoch % settings.channel_copies, train_idx)
             x, y, kept = training_windows(heard, self.targets[train_idx], train_speakers, cfg, spec, augmenter)
@@ -197,6 +208,9 @@ class Trainer:
                 stale += 1
                 if stale >= settings.patience:
                     break
+            if epoch + 1 < self.epochs:  # (after the last, the network is finished at once)
+                progress.save(best=best, best_ua=best_ua, stale=stale, records=[r for r in history if r["network"] == number])
+        progress.clear()
         if averaged is not None:
             return self._averaged(averaged, x, val_windows, val_truth, log_path, number)
         model.load_state_dict(best)
@@ -284,8 +298,9 @@ def cross_validate(config: RunConfig, data: RunData, out: str, run_folds: set[in
     returned and written to ``out/metrics.json``.
 
     Each fold's decisions are kept in its folder (``fold.json``) and a fold already there is not
-    trained again: an interrupted run resumes, and ``run_folds`` (fold indices) lets several processes
-    share one run folder's folds. Pooled figures cover every fold with results, and say which.
+    trained again: an interrupted run resumes (a fold part-way through at its next epoch), and
+    ``run_folds`` (fold indices) lets several processes share one run folder's folds. Pooled figures
+    cover every fold with results, and say which.
     """
     unknown = sorted(k for k in run_folds or () if k >= len(data.folds))
     if unknown:
@@ -341,6 +356,49 @@ def _comparable(config: RunConfig) -> dict:
     recipe["name"] = None
     recipe["train"]["threads"] = recipe["train"]["device"] = None
     return json.loads(json.dumps(recipe))
+
+
+class EpochProgress:
+    """One network's training state after its last finished epoch (weights, optimizer, schedule,
+    random generators, epoch records), kept beside the log while it trains: a process stopped
+    part-way resumes from it and ends as if it had never stopped. ``parts``: what has a
+    ``state_dict`` (None for a part the recipe has not); ``generators``: numpy bit generators."""
+
+    def __init__(self, log_path: str, number: int, seed: int, epochs: int, device: torch.device, parts: dict, generators: dict):
+        self.path = f"{os.path.splitext(log_path)[0]}.network{number}.pt"
+        self.identity = {"seed": seed, "epochs": epochs}  # a state of another training is not resumed
+        self.device, self.parts, self.generators = device, parts, generators
+
+    def restore(self) -> dict | None:
+        """Put the saved state back into the parts and generators; the loop's own values
+        (``best``, ``best_ua``, ``stale``, ``records``), or None where nothing of this training was saved."""
+        if not os.path.exists(self.path):
+            return None
+        saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        if saved["identity"] != self.identity:
+            return None
+        for name, part in self.parts.items():
+            if part is not None:
+                part.load_state_dict(saved["parts"][name])
+        for name, generator in self.generators.items():
+            generator.state = saved["generators"][name]
+        torch.set_rng_state(saved["torch"])
+        if saved["cuda"] is not None:  # dropout draws on the GPU where training runs there
+            torch.cuda.set_rng_state(saved["cuda"], self.device)
+        return saved["loop"]
+
+    def save(self, **loop) -> None:
+        """Keep the state after the epoch just finished, whole or not at all."""
+        state = {"identity": self.identity, "loop": loop, "torch": torch.get_rng_state(),
+                 "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+                 "parts": {name: None if part is None else part.state_dict() for name, part in self.parts.items()},
+                 "generators": {name: generator.state for name, generator in self.generators.items()}}  # fmt: skip
+        _write_whole(self.path, lambda partial: torch.save(state, partial))
+
+    def clear(self) -> None:
+        """The network is trained: its state is no longer needed."""
+        if os.path.exists(self.path):
+            os.remove(self.path)
 
 
 def _write_whole(path: str, write) -> None:
@@ -400,8 +458,6 @@ def _trained(trainer: Trainer, train_idx: list[int], val_idx: list[int], folder:
         # vouches that the recipe is this one), so code that reads newer settings serves older folds
         return saved["model"].eval(), model_spec(trainer.config, saved["spec"].normalization)
     log_path = os.path.join(folder, "log.jsonl")
-    if os.path.exists(log_path):
-        os.remove(log_path)  # epochs of a process that stopped before the end
     teachers = load_teachers(trainer.config, os.path.basename(folder), trainer.device)
     model, spec, history = trainer.fit(train_idx, val_idx, log_path, seed, teachers)
     plot_curves(history, title, os.path.join(folder, "curves.png"))

@@ -15,7 +15,7 @@ c=training/configs
 recipe=($c/train/average_last10.yaml $c/experiments/pitch.yaml $c/experiments/statistics_with_validation.yaml
         $c/experiments/no_validation.yaml $c/train/one_thread.yaml)
 
-run() { if [ -n "${DRY:-}" ]; then echo "$*"; else "$@"; fi; }
+source scripts/fold_processes.sh
 
 # folds and run name of a protocol under these overlays (the name compare gives the run)
 describe() {
@@ -28,15 +28,12 @@ print(max(config.folds.values()), config.name)' "$@"
 row() {  # PROTOCOL_EMODB PROTOCOL_RAVDESS ARCHITECTURE [OVERLAY ...]
     local emodb=$1 ravdess=$2 architecture=$3
     shift 3
-    local overlays=() overlay protocol folds name first
+    local overlays=() overlay protocol folds name
     for overlay in "$@" "${recipe[@]}"; do overlays+=(--with "$overlay"); done
     for protocol in "$emodb" "$ravdess"; do
         read -r folds name < <(describe "$protocol" "$architecture" "$@" "${recipe[@]}")
         local half=$((folds / 2)) train=("$python" -m training train "$protocol" --with "$architecture" "${overlays[@]}" --no-final --out "$out/$name")
-        run "${train[@]}" --run-folds "0-$((half - 1))" &
-        first=$!
-        run "${train[@]}" --run-folds "$half-$((folds - 1))"
-        wait "$first"  # (a bare wait would hide that process's failure)
+        in_two_processes "0-$((half - 1))" "$half-$((folds - 1))" "${train[@]}"
     done
     run "$python" -m training compare --protocol "$emodb" --protocol "$ravdess" --architecture "$architecture" "${overlays[@]}" --threads 1 --out "$out"
 }

@@ -13,17 +13,14 @@ cd "$(dirname "$0")/.."
 python=.venv/bin/python; [ -x "$python" ] || python=python3
 c=training/configs
 
-run() { if [ -n "${DRY:-}" ]; then echo "$*"; else "$@"; fi; }
+source scripts/fold_processes.sh
 
 row() {  # RUN_FOLDER [OVERLAY ...]: train the five folds in two processes, then pool them
-    local out=runs/$1 overlays=() overlay first
+    local out=runs/$1 overlays=() overlay
     shift
     for overlay in "$@" train/one_thread.yaml; do overlays+=(--with "$c/$overlay"); done
     local train=("$python" -m training train "$c/five_corpora_loco.yaml" "${overlays[@]}" --no-final --out "$out")
-    run "${train[@]}" --run-folds 0-2 &
-    first=$!
-    run "${train[@]}" --run-folds 3-4
-    wait "$first"  # (a bare wait would hide that process's failure)
+    in_two_processes 0-2 3-4 "${train[@]}"
     run "${train[@]}"
 }
 

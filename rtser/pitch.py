@@ -56,13 +56,13 @@ def yin(frames: np.ndarray, sample_rate: int, fmin: float, fmax: float) -> tuple
     dips = inner & (search < THRESHOLD)
     voiced = dips.any(axis=1)
     best = np.where(voiced, dips.argmax(axis=1), search.argmin(axis=1))
-    rows = np.arange(n)
+    # the parabola through the best lag and its neighbours (the lag itself at either end)
     at = np.clip(best, 1, search.shape[1] - 2)
-    left, mid, right = search[rows, at - 1], search[rows, at], search[rows, at + 1]
-    curvature = left - 2 * mid + right
-    offset = np.where(curvature > 1e-12, np.clip(0.5 * (left - right) / np.maximum(curvature, 1e-12), -0.5, 0.5), 0.0)
-    lag = shortest + np.where(best == at, at + offset, best)
-    periodicity = 1.0 - np.clip(search[rows, best], 0.0, 1.0)
+    left, mid, right = np.take_along_axis(search, at[:, None] + np.array([-1, 0, 1]), axis=1).T
+    curvature = np.maximum(left - 2 * mid + right, 1e-12)
+    offset = np.clip(0.5 * (left - right) / curvature, -0.5, 0.5) * (best == at) * (curvature > 1e-12)
+    lag = shortest + best + offset
+    periodicity = 1.0 - np.clip(np.take_along_axis(search, best[:, None], axis=1)[:, 0], 0.0, 1.0)
     return sample_rate / lag, voiced, periodicity
 
 

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                           help="with a recipe as --features-of: an overlay on it (an architecture file); repeatable")  # fmt: skip
     detector.add_argument("--corpus", dest="corpora", action="append", choices=sorted(LOADERS),
                           help="corpus to take voices from; repeatable (default: every corpus found)")  # fmt: skip
-    detector.add_argument("--files-per-corpus", type=int, default=400, help="utterances of each corpus that teach (default 400)")
+    detector.add_argument("--files-per-corpus", type=int, default=1200, help="utterances of each corpus that teach (default 1200)")
     detector.add_argument("--epochs", type=int, default=40)
     detector.add_argument("--network-seed", type=int, help="seed of the network's first weights and batch order alone (default: the "
                           "examples' seed, 0); the voices and examples stay the same, so cached ones serve")

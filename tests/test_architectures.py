@@ -192,18 +192,12 @@ def test_compact_tensor_names_shrink_a_tflite_file_and_change_no_output(tmp_path
     names, and the same file then gives the same outputs bit for bit. (The shipped file was
     shortened when it was exported: its tensors get module paths again first.)"""
     from ai_edge_litert.interpreter import Interpreter
-    from ai_edge_litert.tools import flatbuffer_utils
 
-    from training.export import compact_tensor_names
+    from training.export import compact_tensor_names, rename_tensors
 
     path = tmp_path / "model.tflite"
     shutil.copy(os.path.join(DEFAULT_MODEL, "model.tflite"), path)
-    model = flatbuffer_utils.read_model(str(path))
-    for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
-            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name or ""
-            tensor.name = "/".join(f"training.models.network.{part}" for part in name.split("/"))
-    flatbuffer_utils.write_model(model, str(path))
+    rename_tensors(str(path), lambda name: "/".join(f"training.models.network.{part}" for part in name.split("/")))
     speech = soundfile.read(os.path.join(ROOT, "rtser", "samples", "emodb-six-emotions.flac"), dtype="float32")[0]
     frames = extract(speech, load_manifest(DEFAULT_MODEL).features)
 

@@ -92,13 +92,18 @@ def compact_tensor_names(path: str) -> None:
     path (``Averaged/TimNet_0/TemporalAwareBlock_4/...``, the first of several): the converter writes
     whole Python paths, up to 600 characters a tensor and a fifth of a large network's file. The
     graph and its weights are untouched."""
+    rename_tensors(path, lambda name: "/".join(part.rsplit(".", 1)[-1] for part in name.split(";;")[0].split("/")))
+
+
+def rename_tensors(path: str, rename) -> None:
+    """Give every tensor of the TFLite file at ``path`` the name ``rename(its name)``; the graph and
+    its weights are untouched."""
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(path)
     for subgraph in model.subgraphs:
         for tensor in subgraph.tensors:
-            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name or ""
-            tensor.name = "/".join(part.rsplit(".", 1)[-1] for part in name.split(";;")[0].split("/"))
+            tensor.name = rename(tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name or "")
     flatbuffer_utils.write_model(model, path)
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import threading
+import time
 import warnings
 from typing import Callable, Iterable, Iterator
 
@@ -30,6 +31,8 @@ Event = dict
 MAX_BLOCK_SECONDS = 5.0  # a push is worked on at most this much at once
 HISTORY_CHUNK = 128  # decided frames put in the window history at once
 BATCH_SECONDS = 0.25  # audio gathered before it is worked on, by default (Recognizer's batch_seconds)
+# the stages whose CPU time a recognizer counts (Recognizer.stage_cpu_seconds)
+STAGES = ("features", "speech_detector", "model", "windows_and_events")
 
 
 class AudioWarning(UserWarning):
@@ -84,7 +87,8 @@ class Recognizer:
     (smaller pushes wait for the next; a batch's cost is mostly fixed, so larger batches cost less
     CPU), so an event can come up to that much later than the audio that completed it. One
     recognizer serves one stream; calls from several threads are taken one at a time (a lock), so
-    their audio joins one stream in the order the calls get the lock.
+    their audio joins one stream in the order the calls get the lock. ``stage_cpu_seconds`` counts
+    the CPU time (of the calling threads) each of :data:`STAGES` took since the recognizer was made.
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class Recognizer:
         self._smoother = Smoother(smoothing, switch_margin)
         self._on_event = on_event
         self._lock = threading.RLock()
+        self.stage_cpu_seconds = dict.fromkeys(STAGES, 0.0)
         self.reset()
 
     def reset(self) -> None:
@@ -197,14 +202,22 @@ class Recognizer:
             return []
         samples = np.concatenate(self._unheard)
         self._unheard, self._unheard_samples = [], 0
+        spent, model_before = self.stage_cpu_seconds, self.stage_cpu_seconds["model"]
         with one_blas_thread():
+            started = time.thread_time()
             frames = self._extractor.push(samples)
+            featured = time.thread_time()
             decisions = self._detector.push(samples, frames)
             if last:
                 decisions = np.concatenate([decisions, self._detector.finish()])
+            detected = time.thread_time()
         self._undecided.append(frames)
         decided = min(len(decisions), len(self._undecided))
-        return self._emit_all(self._consume(self._undecided.take(decided), decisions[:decided]))
+        events = self._consume(self._undecided.take(decided), decisions[:decided])
+        spent["features"] += featured - started
+        spent["speech_detector"] += detected - featured
+        spent["windows_and_events"] += time.thread_time() - detected - (spent["model"] - model_before)
+        return self._emit_all(events)
 
     def flush(self) -> list[Event]:
         """End of stream: drain the resampler, judge the last frames, close the speech still open
@@ -286,7 +299,10 @@ class Recognizer:
         fresh = np.arange(first, segment.last + 1) > segment.voice_to
         self._voice.add(window[mask & fresh])
         segment.voice_to = segment.last
-        probs = self.backend.predict(fill_window(self._voice.standardize(window[mask]), self._window_frames))
+        window = fill_window(self._voice.standardize(window[mask]), self._window_frames)
+        started = time.thread_time()
+        probs = self.backend.predict(window)
+        self.stage_cpu_seconds["model"] += time.thread_time() - started
         segment.window_probs.append(probs)
         smoothed, label = self._smoother.update(probs)
         return [

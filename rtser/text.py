@@ -134,7 +134,8 @@ def bench_text(figures: dict) -> str:
         f"pipeline    {figures['pipeline_x_realtime']}x real time ({figures['pipeline_cpu_ms_per_audio_second']} ms of CPU per second of audio)",
         f"model       {model['cpu_ms_per_window']['median']} ms per window (p95 {model['cpu_ms_per_window']['p95']}), {model['file_kb']} KB, {model['backend']}; "
         f"{measured['windows_judged_per_audio_second']} windows judged per second of audio",
-        "stages      " + ", ".join(f"{name} {ms} ms/s" for name, ms in stages.items()),
+        "stages      " + ", ".join(f"{name} {ms} ms/s" for name, ms in stages.items()) + " (inside the pipeline)",
+        "alone       " + ", ".join(f"{name} {ms} ms/s" for name, ms in figures["stages_alone_ms_per_audio_second"].items()) + " (each timed on its own)",
         f"detector    {figures['speech_detector_ms_per_audio_second']} ms/s on this audio, {figures['speech_detector_ms_per_audio_second_on_silence']} on silence",
         f"replay      a 3 s file: {figures['replay_3s_file'].get('seconds')} s start to finish, {figures['replay_3s_file'].get('peak_rss_mb')} MB peak",
     ]

@@ -16,7 +16,7 @@ import numpy as np
 
 from rtser.manifest import load_manifest
 from rtser.pipeline import Recognizer
-from speech_detection import CONDITIONS, DATA, boundary_figures, boundary_stream, read, recognizer_segments, settings_arguments, with_setting
+from speech_detection import DATA, boundary_figures, boundary_stream, conditions, read, recognizer_segments, settings_arguments, with_setting
 
 # without edge frames, then edge frames from 0.8 down to 0.1 (the shipped model: 0.5)
 SETTINGS = [{"edge_threshold": None}] + [{"edge_threshold": edge} for edge in (0.8, 0.5, 0.3, 0.1)]
@@ -33,7 +33,7 @@ def main() -> None:
             rows = list(csv.DictReader(handle))
         files += [os.path.join(DATA, corpus, rows[i]["file"]) for i in rng.choice(len(rows), UTTERANCES_PER_CORPUS, replace=False)]
     streams = []
-    for condition, noise_file, snr in CONDITIONS:
+    for condition, noise_file, snr in conditions():
         noise = read(os.path.join(DATA, "noise", "background", noise_file)) if noise_file else None
         stream, truth, _, inside = boundary_stream(files, noise, rng, snr, manifest.speech_detector.pause_seconds)
         streams.append((condition, stream, truth, inside))

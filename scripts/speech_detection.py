@@ -6,7 +6,7 @@ Prints (and writes as JSON with --out) four figures:
   tuned), how many give any emotion or utterance event;
 - speech kept: the share of EMO-DB and RAVDESS files that give an utterance event;
 - boundaries: utterances brought to one speech level and joined by known pauses (0.5 to 3 s), in
-  silence and in background noise 10 or 15 dB below the speech;
+  silence and in background noise 10 or 15 dB below the speech (``--snr``: at other SNRs);
   the error of each speech start and stop against where the utterance's voice starts and stops
   (:func:`voice_steps`: its 10 ms steps within 35 dB of its loudest, in stretches that hold a
   voiced step, so that a click or a breath before the voice is not taken for it), and segments
@@ -18,7 +18,7 @@ Prints (and writes as JSON with --out) four figures:
 - cost: the pipeline's CPU time per second of audio, and the detector's alone on continuous speech,
   silence and steady noise.
 
-    python scripts/speech_detection.py [--model DIR] [--setting KEY=VALUE,...] [--utterances 200] [--teacher] [--out speech_detection.json]
+    python scripts/speech_detection.py [--model DIR] [--setting KEY=VALUE,...] [--utterances 200] [--snr DB ...] [--teacher] [--out speech_detection.json]
 
 ``--setting`` tries other speech detector settings on the same model (keys of the manifest's
 ``speech_detector``, and ``min_speech_seconds`` of its ``speech_gate``), e.g.
@@ -50,9 +50,17 @@ DATA = os.environ.get("RTSER_DATA", os.path.join(os.path.dirname(__file__), ".."
 RATE = 16000
 SPEECH_DBFS = -26.0  # the level of the joined utterances' speech; noise is put SNR dB under it
 SPEECH_WITHIN_DB = 35.0  # an utterance's speech: its 10 ms steps within this of its loudest (the reference of the boundaries)
-# the boundary streams: (condition, background recording under the speech or None, its SNR in dB)
-CONDITIONS = (("silence", None, None), ("running tap, 15 dB SNR", "running_tap.flac", 15), ("dishes, 10 dB SNR", "doing_the_dishes.flac", 10),
-              ("pink noise, 10 dB SNR", "pink_noise.flac", 10))  # fmt: skip
+# the backgrounds of the boundary streams: (name, recording, its default SNR in dB under the speech)
+NOISES = (("running tap", "running_tap.flac", 15), ("dishes", "doing_the_dishes.flac", 10), ("pink noise", "pink_noise.flac", 10))
+
+
+def conditions(snrs: list[float] | None = None) -> list[tuple[str, str | None, float | None]]:
+    """The boundary streams' conditions: (name, background recording under the speech or None, its
+    SNR in dB): silence, then each background at its default SNR, or at each of ``snrs``."""
+    noisy = [(name, path, snr) for name, path, default in NOISES for snr in (snrs or [default])]
+    return [("silence", None, None)] + [(f"{name}, {snr:g} dB SNR", path, snr) for name, path, snr in noisy]
+
+
 VOICE_GAP_SECONDS = 0.1  # loud steps this close belong to one stretch of voice (a stop consonant's closure is shorter)
 
 
@@ -249,6 +257,7 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped model)")
     parser.add_argument("--teacher", action="store_true", help="measure the boundaries of Silero VAD (the detector's teacher, offline) on the same streams too")
     parser.add_argument("--setting", type=setting, default={}, metavar="KEY=VALUE,...", help="speech detector settings to try instead of the model's")
+    parser.add_argument("--snr", type=float, nargs="+", metavar="DB", help="the boundary streams' backgrounds at each of these SNRs (default: 15 dB the tap, 10 the others)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     recognizer = Recognizer(with_setting(load_manifest(args.model), args.setting))
@@ -283,7 +292,7 @@ def main() -> None:
     chosen = [chosen[i] for i in rng.choice(len(chosen), args.utterances, replace=False)]
     report["boundaries"] = {}
     detector = recognizer.manifest.speech_detector
-    for condition, noise_file, snr in CONDITIONS:
+    for condition, noise_file, snr in conditions(args.snr):
         noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
         stream, truth, loud_truth, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
         segments = recognizer_segments(recognizer, stream)

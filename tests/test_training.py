@@ -605,6 +605,19 @@ def test_a_run_folder_from_before_a_new_setting_still_resumes_but_another_recipe
         _claim(config, data, str(tmp_path))
 
 
+def test_a_run_folder_made_through_another_speech_detector_network_at_the_same_path_is_refused(tmp_path):
+    config = load_config(os.path.join(ROOT, "training", "configs", "default.yaml"))
+    data = types.SimpleNamespace(epochs=config.train.epochs, folds=make_folds(load_emodb(), {"emodb": 10}, 2, 0))
+    _claim(config, data, str(tmp_path))
+    claim = tmp_path / "cross_validation.json"
+    stored = json.loads(claim.read_text())
+    assert stored["recipe"]["speech_detector"]["sha256"] == sha256_of(os.path.join(ROOT, config.detector_network))
+    stored["recipe"]["speech_detector"]["sha256"] = "0" * 64  # the file at that path was another network's then
+    claim.write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="another recipe"):
+        _claim(config, data, str(tmp_path))
+
+
 def test_the_feature_bank_hears_each_voice_through_one_channel_per_copy_and_is_built_once(tmp_path, monkeypatch):
     monkeypatch.setenv("RTSER_CACHE", str(tmp_path))
     config = load_config(os.path.join(ROOT, "training", "configs", "default.yaml"))

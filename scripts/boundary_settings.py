@@ -35,8 +35,8 @@ def main() -> None:
     streams = []
     for condition, noise_file, snr in conditions():
         noise = read(os.path.join(DATA, "noise", "background", noise_file)) if noise_file else None
-        stream, truth, _, inside = boundary_stream(files, noise, rng, snr, manifest.speech_detector.pause_seconds)
-        streams.append((condition, stream, truth, inside))
+        stream, references, inside = boundary_stream(files, noise, rng, snr, manifest.speech_detector.pause_seconds)
+        streams.append((condition, stream, references["voice"], inside))
     for values in args.settings or SETTINGS:
         recognizer = Recognizer(with_setting(manifest, values))
         for condition, stream, truth, inside in streams:

@@ -11,7 +11,8 @@ Prints (and writes as JSON with --out) four figures:
   (:func:`voice_steps`: its 10 ms steps within 35 dB of its loudest, in stretches that hold a
   voiced step, so that a click or a breath before the voice is not taken for it), and segments
   counted against utterances joined and the pauses of ``pause_seconds`` or more inside them (by
-  the same rule), which end a segment too; the errors against all the loud steps (the
+  the same rule), which end a segment too; the errors against the voice's steps that are louder
+  than the noise under them (what can be heard of it) and against all the loud steps (the
   reference used until 2026-12-06, clicks and breaths included) are reported beside them;
   with ``--teacher``, the same figures of Silero VAD (the detector's teacher, ``train`` extra)
   judging the same streams offline, for comparison;
@@ -182,24 +183,30 @@ def utterance_at_level(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def boundary_stream(files, noise, rng, snr_db, pause_seconds):
     """Utterances, each at the same speech level, joined by pauses of 0.5 to 3 s (noise under them
     all at ``snr_db`` below the speech, or silence when noise is None): the stream, where each
-    utterance's voice starts and stops in it, where its loud steps do, and how many pauses of
-    ``pause_seconds`` or more lie inside the utterances' voice (each ends a segment too)."""
-    pieces, truth, loud_truth, at, inside = [], [], [], 0.0, 0
+    utterance starts and stops in it by each reference (``voice``: its voice; ``audible_voice``:
+    the steps of its voice louder than the noise under them; ``loud_steps``: all its loud steps),
+    and how many pauses of ``pause_seconds`` or more lie inside the utterances' voice (each ends a
+    segment too)."""
+    pieces, placed, at, inside = [], [], 0, 0
     for path in files:
         pause = np.zeros(int(rng.uniform(0.5, 3.0) * RATE), np.float32)
         utterance, voice, speech = utterance_at_level(path)
-        (first, last), (loud_first, loud_last) = bounds(voice), bounds(speech)
         inside += pauses_inside(voice, pause_seconds)
-        at += len(pause) / RATE
-        truth.append((at + first, at + last))
-        loud_truth.append((at + loud_first, at + loud_last))
+        placed.append((at + len(pause), utterance, voice, speech))
         pieces += [pause, utterance]
-        at += len(utterance) / RATE
+        at += len(pause) + len(utterance)
     stream = np.concatenate([*pieces, np.zeros(RATE, np.float32)])
+    bed = np.zeros_like(stream)
     if noise is not None:
         bed = np.resize(noise, len(stream))
-        stream = stream + bed * np.sqrt(10 ** ((SPEECH_DBFS - snr_db) / 10) / np.mean(bed**2))
-    return stream, truth, loud_truth, inside
+        bed = bed * np.sqrt(10 ** ((SPEECH_DBFS - snr_db) / 10) / np.mean(bed**2))
+    references: dict[str, list[tuple[float, float]]] = {"voice": [], "audible_voice": [], "loud_steps": []}
+    for start, utterance, voice, speech in placed:
+        audible = voice[step_levels(utterance)[voice] >= step_levels(bed[start : start + len(utterance)])[voice]]
+        for name, steps in (("voice", voice), ("audible_voice", audible if len(audible) else voice), ("loud_steps", speech)):
+            first, last = bounds(steps)
+            references[name].append((start / RATE + first, start / RATE + last))
+    return stream + bed, references, inside
 
 
 def recognizer_segments(recognizer: Recognizer, stream: np.ndarray) -> list[tuple[float, float]]:
@@ -232,6 +239,13 @@ def boundary_figures(segments: list[tuple[float, float]], truth: list[tuple[floa
     start_err = [min(starts, key=lambda s: abs(s - a)) - a for a, _ in truth]
     stop_err = [min(stops, key=lambda s: abs(s - b)) - b for _, b in truth]
     return {"start": summary(np.array(start_err)), "stop": summary(np.array(stop_err)), "segments": len(segments)}
+
+
+def against(segments: list[tuple[float, float]], references: dict) -> dict:
+    """:func:`boundary_figures` against the voice, and beside them against each other reference of
+    :func:`boundary_stream`."""
+    return {**boundary_figures(segments, references["voice"]),
+            **{f"against_{name}": boundary_figures(segments, truth) for name, truth in references.items() if name != "voice"}}  # fmt: skip
 
 
 def detector_cost(recognizer: Recognizer, speech: list[str]) -> dict:
@@ -294,13 +308,11 @@ def main() -> None:
     detector = recognizer.manifest.speech_detector
     for condition, noise_file, snr in conditions(args.snr):
         noise = read(f"{DATA}/noise/background/{noise_file}") if noise_file else None
-        stream, truth, loud_truth, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
+        stream, references, inside = boundary_stream(chosen, noise, rng, snr, detector.pause_seconds)
         segments = recognizer_segments(recognizer, stream)
-        figures = {"utterances": len(truth), "pauses_inside_utterances": inside, **boundary_figures(segments, truth),
-                   "against_loud_steps": boundary_figures(segments, loud_truth)}  # fmt: skip
+        figures = {"utterances": len(references["voice"]), "pauses_inside_utterances": inside, **against(segments, references)}
         if args.teacher:
-            teacher = teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds)
-            figures["teacher"] = {**boundary_figures(teacher, truth), "against_loud_steps": boundary_figures(teacher, loud_truth)}
+            figures["teacher"] = against(teacher_segments(stream, detector.pause_seconds, detector.confirm_seconds), references)
         report["boundaries"][condition] = figures
         print("boundaries,", condition, report["boundaries"][condition])
 

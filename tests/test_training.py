@@ -492,6 +492,35 @@ def test_a_network_stopped_between_epochs_resumes_at_the_next_and_ends_as_if_nev
     assert not (tmp_path / "log.network0.pt").exists()
 
 
+def test_a_fold_stopped_in_its_second_network_does_not_train_the_first_again(tmp_path, monkeypatch):
+    overlay = tmp_path / "two.yaml"
+    overlay.write_text("train: {epochs: 2, patience: 2, average_last: 2, threads: 1, networks: 2}\nsmoke: {epochs: 2}\n")
+    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
+    (tmp_path / "whole").mkdir()
+    whole = fitted_on_the_first_fold(config, tmp_path / "whole")
+    log, validated, validations = tmp_path / "log.jsonl", Trainer._validation, []
+
+    def stopped_in_the_second_network(trainer, *args):
+        if "stopped" not in validations and sum(1 for line in log.read_text().splitlines() if '"epoch"' in line) == 3:
+            validations.append("stopped")  # once: in the second network's second epoch, its first saved
+            raise KeyboardInterrupt
+        validations.append("validated")
+        return validated(trainer, *args)
+
+    monkeypatch.setattr(Trainer, "_validation", stopped_in_the_second_network)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)
+    assert (tmp_path / "log.network0.pt").exists() and (tmp_path / "log.network1.pt").exists()
+    before = len(validations)
+    model, _, history = Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)  # a new process
+    # left: the second network's second epoch, its averaged weights, the two networks averaged; nothing of the first
+    assert len(validations) - before == 3 and [(h["network"], h["epoch"]) for h in history] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    without_times = [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in log.read_text().splitlines()]
+    assert without_times == [{k: v for k, v in r.items() if k != "seconds"} for r in whole.records]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), whole.model.state_dict().values()))
+    assert not list(tmp_path.glob("log.network*.pt"))
+
+
 def test_several_networks_are_trained_from_different_seeds_and_the_model_is_the_mean_of_their_probabilities(tmp_path):
     config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [os.path.join(CONFIGS, "experiments", "networks2.yaml")])
     run = fitted_on_the_first_fold(config, tmp_path)

@@ -124,6 +124,8 @@ class Trainer:
         history: list[dict] = []
         networks = [self._network(train_idx, spec, validation, log_path, seed + NETWORK_SEED_STRIDE * m, m, history, teachers).to("cpu", memory_format=torch.contiguous_format)
                     for m in range(cfg.train.networks)]  # fmt: skip
+        for m in range(cfg.train.networks):  # all trained: their states are no longer needed
+            EpochProgress.clear(log_path, m)
         model = networks[0]
         if len(networks) > 1:
             model = Averaged(networks).eval()
@@ -138,8 +140,18 @@ class Trainer:
                  teachers: Sequence[nn.Module]) -> nn.Module:  # fmt: skip
         """Train one network; return it (the best epoch by validation UA, or the weights averaged over
         the last ``average_last`` epochs); its epochs are logged and appended to ``history``. Its state
-        is saved after each epoch, so a process stopped part-way resumes at the next epoch."""
+        is saved after each epoch, and the network once trained, so a process stopped part-way resumes
+        at the next epoch and does not train again a network it finished."""
         cfg, settings = self.config, self.config.train
+        progress = EpochProgress(log_path, number, seed, self.epochs, self.device)
+        trained = progress.trained()
+        if trained is not None:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(trained["log"])
+            history.extend(trained["records"])
+            tqdm.write(f"  network {number + 1}/{settings.networks}: trained before, loaded")
+            return trained["model"]
+        log_start = os.path.getsize(log_path)  # this network's part of the log
         torch.manual_seed(seed)
         train_speakers = [self.speakers[i] for i in train_idx]
         val_windows, val_truth = validation
@@ -159,9 +171,8 @@ class Trainer:
         augmenter = Augmenter(cfg.augment, os.path.join(data_root(), "noise"), cfg.features.sample_rate, seed)
         best, best_ua, stale = None, -1.0, 0
         averaged = AveragedModel(model) if settings.average_last else None
-        progress = EpochProgress(log_path, number, seed, self.epochs, self.device, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "averaged": averaged},
+        saved = progress.restore({"model": model, "optimizer": optimizer, "scheduler": scheduler, "averaged": averaged},
                                  {"mixer": mixer.bit_generator, "augmenter": augmenter.rng.bit_generator})  # fmt: skip
-        saved = progress.restore()
         if saved is not None:
             best, best_ua, stale = saved["best"], saved["best_ua"], saved["stale"]
             with open(log_path, "a", encoding="utf-8") as log:
@@ -210,11 +221,15 @@ class Trainer:
                     break
             if epoch + 1 < self.epochs:  # (after the last, the network is finished at once)
                 progress.save(best=best, best_ua=best_ua, stale=stale, records=[r for r in history if r["network"] == number])
-        progress.clear()
         if averaged is not None:
-            return self._averaged(averaged, x, val_windows, val_truth, log_path, number)
-        model.load_state_dict(best)
-        return model.eval()
+            model = self._averaged(averaged, x, val_windows, val_truth, log_path, number)
+        else:
+            model.load_state_dict(best)
+            model.eval()
+        with open(log_path, encoding="utf-8") as log:
+            log.seek(log_start)
+            progress.finish(model, [r for r in history if r["network"] == number], log.read())
+        return model
 
     def _averaged(self, averaged: AveragedModel, x: np.ndarray, val_windows, val_truth, log_path: str, number: int) -> nn.Module:
         """The averaged weights with batch-norm statistics recomputed on the last epoch's training
@@ -359,23 +374,43 @@ def _comparable(config: RunConfig) -> dict:
 
 
 class EpochProgress:
-    """One network's training state after its last finished epoch (weights, optimizer, schedule,
-    random generators, epoch records), kept beside the log while it trains: a process stopped
-    part-way resumes from it and ends as if it had never stopped. ``parts``: what has a
-    ``state_dict`` (None for a part the recipe has not); ``generators``: numpy bit generators."""
+    """One network's training state, kept beside the log while it trains: after its last finished
+    epoch (weights, optimizer, schedule, random generators, epoch records), so a process stopped
+    part-way resumes from it and ends as if it had never stopped; then the network itself once it is
+    trained, until the fold's other networks are (:meth:`clear`)."""
 
-    def __init__(self, log_path: str, number: int, seed: int, epochs: int, device: torch.device, parts: dict, generators: dict):
-        self.path = f"{os.path.splitext(log_path)[0]}.network{number}.pt"
+    def __init__(self, log_path: str, number: int, seed: int, epochs: int, device: torch.device):
+        self.path = self.path_of(log_path, number)
         self.identity = {"seed": seed, "epochs": epochs}  # a state of another training is not resumed
-        self.device, self.parts, self.generators = device, parts, generators
+        self.device = device
+        self.parts: dict = {}
+        self.generators: dict = {}
 
-    def restore(self) -> dict | None:
-        """Put the saved state back into the parts and generators; the loop's own values
-        (``best``, ``best_ua``, ``stale``, ``records``), or None where nothing of this training was saved."""
+    @staticmethod
+    def path_of(log_path: str, number: int) -> str:
+        """Where network ``number`` of the training logged at ``log_path`` keeps its state."""
+        return f"{os.path.splitext(log_path)[0]}.network{number}.pt"
+
+    def _saved(self) -> dict | None:
         if not os.path.exists(self.path):
             return None
         saved = torch.load(self.path, map_location="cpu", weights_only=False)
-        if saved["identity"] != self.identity:
+        return saved if saved["identity"] == self.identity else None
+
+    def trained(self) -> dict | None:
+        """The network trained before (``model``, its epoch ``records`` and its part of the ``log``),
+        or None where it was not."""
+        saved = self._saved()
+        return None if saved is None else saved.get("trained")
+
+    def restore(self, parts: dict, generators: dict) -> dict | None:
+        """Note what the epochs change (``parts``: what has a ``state_dict``, None for a part the
+        recipe has not; ``generators``: numpy bit generators) and put the saved state back into
+        them; return the loop's own values (``best``, ``best_ua``, ``stale``, ``records``), or None
+        where nothing of this training was saved."""
+        self.parts, self.generators = parts, generators
+        saved = self._saved()
+        if saved is None or "loop" not in saved:
             return None
         for name, part in self.parts.items():
             if part is not None:
@@ -395,10 +430,17 @@ class EpochProgress:
                  "generators": {name: generator.state for name, generator in self.generators.items()}}  # fmt: skip
         _write_whole(self.path, lambda partial: torch.save(state, partial))
 
-    def clear(self) -> None:
-        """The network is trained: its state is no longer needed."""
-        if os.path.exists(self.path):
-            os.remove(self.path)
+    def finish(self, model: nn.Module, records: list[dict], log: str) -> None:
+        """Keep the trained network, its epoch records and its part of the log instead of its epochs' state."""
+        state = {"identity": self.identity, "trained": {"model": model, "records": records, "log": log}}
+        _write_whole(self.path, lambda partial: torch.save(state, partial))
+
+    @classmethod
+    def clear(cls, log_path: str, number: int) -> None:
+        """Network ``number`` of the training logged at ``log_path`` is no longer needed: its state goes."""
+        path = cls.path_of(log_path, number)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def _write_whole(path: str, write) -> None:

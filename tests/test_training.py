@@ -466,25 +466,39 @@ def test_weight_averaging_returns_the_averaged_model_with_recomputed_batch_norm_
         load_config(os.path.join(CONFIGS, "emodb_loso.yaml"), [str(overlay)])
 
 
-def test_a_network_stopped_between_epochs_resumes_at_the_next_and_ends_as_if_never_stopped(tmp_path, monkeypatch):
-    overlay = tmp_path / "three.yaml"
-    overlay.write_text("train: {epochs: 3, patience: 3, average_last: 2, threads: 1}\nsmoke: {epochs: 3}\n")
+def fitted_whole(tmp_path, train: str, epochs: int) -> tuple:
+    """The ``emodb_loso_long`` recipe with these ``train`` settings (YAML) and smoke epochs, and its
+    first fold fitted without a stop (in ``tmp_path/whole``)."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(f"train: {train}\nsmoke: {{epochs: {epochs}}}\n")
     config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
     (tmp_path / "whole").mkdir()
-    whole = fitted_on_the_first_fold(config, tmp_path / "whole")
-    log, validated = tmp_path / "log.jsonl", Trainer._validation
+    return config, fitted_on_the_first_fold(config, tmp_path / "whole")
 
-    def stopped_in_the_third_epoch(trainer, *args):
-        if sum(1 for line in log.read_text().splitlines() if "epoch" in line) == 2:
-            raise KeyboardInterrupt  # as Ctrl-C or a killed machine would stop it
+
+def stopping_once(log, epochs_logged: int, validations: list):
+    """A ``Trainer._validation`` that stops the training, as Ctrl-C or a killed machine would, the first
+    time ``log`` holds ``epochs_logged`` epochs, and notes each call in ``validations``."""
+    validated = Trainer._validation
+
+    def validation(trainer, *args):
+        if "stopped" not in validations and sum('"epoch"' in line for line in log.read_text().splitlines()) == epochs_logged:
+            validations.append("stopped")
+            raise KeyboardInterrupt
+        validations.append("validated")
         return validated(trainer, *args)
 
-    monkeypatch.setattr(Trainer, "_validation", stopped_in_the_third_epoch)
+    return validation
+
+
+def test_a_network_stopped_between_epochs_resumes_at_the_next_and_ends_as_if_never_stopped(tmp_path, monkeypatch):
+    config, whole = fitted_whole(tmp_path, "{epochs: 3, patience: 3, average_last: 2, threads: 1}", 3)
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setattr(Trainer, "_validation", stopping_once(log, 2, []))  # in the third epoch
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)
     assert (tmp_path / "log.network0.pt").exists()
     first_two = log.read_text().splitlines()
-    monkeypatch.undo()
     model, _, history = Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)  # a new process
     records = log.read_text().splitlines()
     assert records[:2] == first_two and [h["epoch"] for h in history] == [1, 2, 3] and len(records) == 4  # the two epochs not trained again
@@ -493,21 +507,9 @@ def test_a_network_stopped_between_epochs_resumes_at_the_next_and_ends_as_if_nev
 
 
 def test_a_fold_stopped_in_its_second_network_does_not_train_the_first_again(tmp_path, monkeypatch):
-    overlay = tmp_path / "two.yaml"
-    overlay.write_text("train: {epochs: 2, patience: 2, average_last: 2, threads: 1, networks: 2}\nsmoke: {epochs: 2}\n")
-    config = load_config(os.path.join(CONFIGS, "emodb_loso_long.yaml"), [str(overlay)])
-    (tmp_path / "whole").mkdir()
-    whole = fitted_on_the_first_fold(config, tmp_path / "whole")
-    log, validated, validations = tmp_path / "log.jsonl", Trainer._validation, []
-
-    def stopped_in_the_second_network(trainer, *args):
-        if "stopped" not in validations and sum(1 for line in log.read_text().splitlines() if '"epoch"' in line) == 3:
-            validations.append("stopped")  # once: in the second network's second epoch, its first saved
-            raise KeyboardInterrupt
-        validations.append("validated")
-        return validated(trainer, *args)
-
-    monkeypatch.setattr(Trainer, "_validation", stopped_in_the_second_network)
+    config, whole = fitted_whole(tmp_path, "{epochs: 2, patience: 2, average_last: 2, threads: 1, networks: 2}", 2)
+    log, validations = tmp_path / "log.jsonl", []
+    monkeypatch.setattr(Trainer, "_validation", stopping_once(log, 3, validations))  # in the second network's second epoch
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, whole.data).fit(whole.train_idx, whole.val_idx, str(log), 0)
     assert (tmp_path / "log.network0.pt").exists() and (tmp_path / "log.network1.pt").exists()

@@ -202,7 +202,6 @@ class Recognizer:
             return []
         samples = np.concatenate(self._unheard)
         self._unheard, self._unheard_samples = [], 0
-        spent, model_before = self.stage_cpu_seconds, self.stage_cpu_seconds["model"]
         with one_blas_thread():
             started = time.thread_time()
             frames = self._extractor.push(samples)
@@ -213,11 +212,9 @@ class Recognizer:
             detected = time.thread_time()
         self._undecided.append(frames)
         decided = min(len(decisions), len(self._undecided))
-        events = self._consume(self._undecided.take(decided), decisions[:decided])
-        spent["features"] += featured - started
-        spent["speech_detector"] += detected - featured
-        spent["windows_and_events"] += time.thread_time() - detected - (spent["model"] - model_before)
-        return self._emit_all(events)
+        self.stage_cpu_seconds["features"] += featured - started
+        self.stage_cpu_seconds["speech_detector"] += detected - featured
+        return self._emit_all(self._windows_timed(self._consume, self._undecided.take(decided), decisions[:decided]))
 
     def flush(self) -> list[Event]:
         """End of stream: drain the resampler, judge the last frames, close the speech still open
@@ -241,7 +238,7 @@ class Recognizer:
         tail = self._resampler.process(np.zeros(0, np.float32), last=True) if self._resampler else np.zeros(0, np.float32)
         events = self._hear(tail, last=True)
         if self._speech is not None:
-            events += self._emit_all(self._close_speech())
+            events += self._emit_all(self._windows_timed(self._close_speech))
         self._stretch_start += self._stretch_samples / self._features.sample_rate
         self._start_stretch()
         return events
@@ -251,6 +248,13 @@ class Recognizer:
         for chunk in chunks:
             yield from self.push(chunk, sample_rate)
         yield from self.flush()
+
+    def _windows_timed(self, work: Callable[..., list[Event]], *args) -> list[Event]:
+        """``work(*args)``, its CPU time counted as windows and events, less the model's runs in it."""
+        started, model_before = time.thread_time(), self.stage_cpu_seconds["model"]
+        events = work(*args)
+        self.stage_cpu_seconds["windows_and_events"] += time.thread_time() - started - (self.stage_cpu_seconds["model"] - model_before)
+        return events
 
     def _consume(self, frames: np.ndarray, decisions: np.ndarray) -> list[Event]:
         events: list[Event] = []

@@ -188,13 +188,12 @@ class NetworkVoiceDetector(VoiceDetector):
         self.spec, self.network = spec, network
         self._prefilter = PreFilter(spec)
         self._hop, self._centre = features.hop_length, features.n_fft // 2
-        self._silence = network.inputs(extract(np.zeros(features.n_fft, np.float32), features))[0]
+        self._silence = extract(np.zeros(features.n_fft, np.float32), features)
         self.detector_steps = 0
         self.reset()
 
     def reset(self) -> None:
         self._prefilter.reset()
-        self._floor = None
         self._carry = np.zeros(0, np.float32)
         self._flags = np.zeros((0, 2), bool)  # (loud, awake) of each step from self._flags_from on
         self._flags_from = 0
@@ -205,8 +204,7 @@ class NetworkVoiceDetector(VoiceDetector):
     def push(self, samples: np.ndarray, frames: np.ndarray) -> np.ndarray:
         levels = step_levels(self._whole_steps(samples))
         self._flags = np.concatenate([self._flags, np.stack(self._prefilter.hear(levels), axis=1)])
-        inputs, self._floor = self.network.inputs(frames, self._floor)
-        self._frames = np.concatenate([self._frames, inputs])
+        self._frames = np.concatenate([self._frames, frames])
         self._received += len(frames)
         return self._decide(self._received - self.network.future - self._next_frame)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import RtserError
-from .features import FeatureConfig, dct_matrix
+from .features import FeatureConfig
 from .schema import ConfigError, build
 
 FORMAT = "rtser-voice-network/1"
@@ -33,19 +33,6 @@ class VoiceNetwork:
     future: int
     dilation: int
     arrays: dict[str, np.ndarray]
-    floor_rise: float | None = None  # dB per frame: with it, each band's level above its floor is input too
-
-    @property
-    def n_inputs(self) -> int:
-        """Values the network reads per frame."""
-        return self.features.n_features + (self.features.n_mels if self.floor_rise is not None else 0)
-
-    def inputs(self, frames: np.ndarray, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """What the network reads of consecutive feature frames, and the floor after them (``floor``:
-        the floor after the frames before them, None at a stream's start)."""
-        if self.floor_rise is None:
-            return frames, None
-        return floor_inputs(frames, self.features, self.floor_rise, floor)
 
     @property
     def taps(self) -> int:
@@ -80,24 +67,9 @@ class VoiceNetwork:
 
     def save(self, path: str) -> None:
         """Write the network as ``.npz``."""
-        meta = {"format": FORMAT, "features": self.features.to_dict(), "past": self.past, "future": self.future, "dilation": self.dilation,
-                **({"floor_rise": self.floor_rise} if self.floor_rise is not None else {})}
+        meta = {"format": FORMAT, "features": self.features.to_dict(), "past": self.past, "future": self.future, "dilation": self.dilation}
         with open(path, "wb") as handle:
             np.savez(handle, meta=np.array(json.dumps(meta)), **{name: self.arrays[name].astype(np.float32) for name in ARRAYS})
-
-
-def floor_inputs(frames: np.ndarray, features: FeatureConfig, rise: float, floor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The frames with each mel band's level (dB, from the MFCCs) above its floor, the floor being
-    the lowest level so far rising by ``rise`` dB per frame; and the floor after the last frame."""
-    if not len(frames):
-        return np.zeros((0, features.n_features + features.n_mels), np.float32), floor
-    levels = frames[:, : features.n_mfcc].astype(np.float64) @ dct_matrix(features.n_mels, features.n_mfcc).T
-    climb = rise * np.arange(1, len(frames) + 1)[:, None]
-    lowest = np.minimum.accumulate(levels - climb, axis=0)
-    if floor is not None:
-        lowest = np.minimum(lowest, floor)
-    floors = lowest + climb
-    return np.concatenate([frames, levels - floors], axis=1).astype(np.float32), floors[-1]
 
 
 def load_voice_network(path: str) -> VoiceNetwork:
@@ -115,11 +87,10 @@ def load_voice_network(path: str) -> VoiceNetwork:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RtserError(f"{problem}: format must be {FORMAT!r}")
     try:
-        network = VoiceNetwork(build(FeatureConfig, meta["features"], "features"), int(meta["past"]), int(meta["future"]), int(meta["dilation"]), arrays,
-                               None if meta.get("floor_rise") is None else float(meta["floor_rise"]))
+        network = VoiceNetwork(build(FeatureConfig, meta["features"], "features"), int(meta["past"]), int(meta["future"]), int(meta["dilation"]), arrays)
     except (KeyError, TypeError, ValueError, ConfigError) as err:
         raise RtserError(f"{problem}: {err}") from None
-    n, hidden = network.n_inputs, arrays["w_in"].shape[-1]
+    n, hidden = network.features.n_features, arrays["w_in"].shape[-1]
     shapes = {"mean": (n,), "std": (n,), "w_in": (n, hidden), "b_in": (hidden,), "w_context": (network.taps * hidden, arrays["w_context"].shape[-1])}
     if (network.past < 0 or network.future < 0 or network.dilation < 1 or (network.past + network.future) % network.dilation
             or any(arrays[name].shape != shape for name, shape in shapes.items()) or arrays["w_out"].shape[-1] != 1

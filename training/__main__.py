@@ -112,8 +112,7 @@ def _detector(args) -> int:
         network = os.path.join(folder, NETWORK_NAME)
         if args.network is None:
             figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs, future=args.future,
-                                     network_seed=args.network_seed, teachers=args.teachers,
-                                     floor_rise=None if args.floor_rise is None else args.floor_rise / features.frames_per_second)
+                                     network_seed=args.network_seed, teachers=args.teachers)
             for threshold, values in figures["validation"]["frames"].items():
                 print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
                       f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
@@ -209,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
                           help="a network trained before on the same frames; repeatable: the new network learns their averaged "
                           "probabilities instead of Silero's calls")
     detector.add_argument("--future", type=int, default=10, help="frames after a frame that its decision waits for (default 10: 0.1 s)")
-    detector.add_argument("--floor-rise", type=float, help="dB per second: the network reads each mel band's level above its floor (rising this fast) too")
     args = parser.parse_args(argv)
     if args.command == "detector" and not (args.out or args.network):
         detector.error("give --out (to train a network) or --network (to install one trained before)")

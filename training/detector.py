@@ -39,7 +39,7 @@ from rtser.features import FeatureConfig, FeaturePlan, extract
 from rtser.manifest import MANIFEST_NAME, SpeechGateSpec, load_manifest, sha256_of
 from rtser.schema import ConfigError
 from rtser.speech import STEP, SpeechDetectorSpec, step_levels
-from rtser.voice_network import VoiceNetwork, floor_inputs, load_voice_network
+from rtser.voice_network import VoiceNetwork, load_voice_network
 
 from .audio_cache import cache_dir, read_mono
 from .augment import reverberated
@@ -76,7 +76,7 @@ class FrameDetectorNet(nn.Module):
         x = torch.relu(self.mix(torch.relu(self.context(x))))
         return self.out(x)[:, 0]
 
-    def to_voice_network(self, features: FeatureConfig, mean: np.ndarray, std: np.ndarray, floor_rise: float | None = None) -> VoiceNetwork:
+    def to_voice_network(self, features: FeatureConfig, mean: np.ndarray, std: np.ndarray) -> VoiceNetwork:
         """The same network for the runtime (numpy arrays laid out as it reads them)."""
         weight = {name: p.detach().numpy().astype(np.float32) for name, p in self.named_parameters()}
         context = weight["context.weight"]  # [out, in, taps]
@@ -87,7 +87,7 @@ class FrameDetectorNet(nn.Module):
             "w_mix": weight["mix.weight"][:, :, 0].T, "b_mix": weight["mix.bias"],
             "w_out": weight["out.weight"][:, :, 0].T, "b_out": weight["out.bias"],
         }  # fmt: skip
-        return VoiceNetwork(features, self.past, self.future, self.dilation, arrays, floor_rise)
+        return VoiceNetwork(features, self.past, self.future, self.dilation, arrays)
 
 
 def teacher_steps(utterance: np.ndarray, teacher) -> np.ndarray:
@@ -381,7 +381,7 @@ def teachers_calls(teachers: AveragedNetworks, data: list[tuple[np.ndarray, np.n
 
 def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 1200,
                    epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10,
-                   network_seed: int | None = None, teachers: Sequence[str] = (), floor_rise: float | None = None) -> dict:  # fmt: skip
+                   network_seed: int | None = None, teachers: Sequence[str] = ()) -> dict:  # fmt: skip
     """Train the network on the corpora found (all five by default), deciding each frame ``future``
     frames after it, write it and its figures to ``out``; return the figures. ``seed`` draws the
     voices and the examples; ``network_seed``, when given, the network's first weights and its
@@ -406,14 +406,11 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     key = {**key, "files": [u.path for u in check]}
     held = cached_examples("check", key, lambda: examples_in_processes(check, noise_held, features, 1, seed + 1, "validation examples", processes))
     silence = extract(np.zeros(features.n_fft, np.float32), features)[0]
-    if floor_rise is not None:  # the network reads each band's level above its floor too
-        train, held = ([(floor_inputs(f, features, floor_rise, None)[0], c) for f, c in data] for data in (train, held))
-        silence = floor_inputs(silence[None], features, floor_rise, None)[0][0]
     every = np.concatenate([f for f, _ in train])
     mean, std = every.mean(axis=0), every.std(axis=0) + 1e-3
     calls = teachers_calls(AveragedNetworks([reading_frames(path, features) for path in teachers]), train, silence) if teachers else train
     standardised = [((f - mean) / std, c) for f, c in calls]
-    net = FrameDetectorNet(len(silence), future=future)
+    net = FrameDetectorNet(features.n_features, future=future)
     if network_seed is not None:
         rng = np.random.default_rng(network_seed)
     optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -426,7 +423,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
             loss.backward()
             optimiser.step()
             schedule.step()
-    network = net.eval().to_voice_network(features, mean.astype(np.float32), std.astype(np.float32), floor_rise)
+    network = net.eval().to_voice_network(features, mean.astype(np.float32), std.astype(np.float32))
     os.makedirs(out, exist_ok=True)
     network.save(os.path.join(out, NETWORK_NAME))
     figures = {

@@ -53,6 +53,7 @@ SPEECH_DBFS = -26.0  # the level of the joined utterances' speech; noise is put 
 SPEECH_WITHIN_DB = 35.0  # an utterance's speech: its 10 ms steps within this of its loudest (the reference of the boundaries)
 # the backgrounds of the boundary streams: (name, recording, its default SNR in dB under the speech)
 NOISES = (("running tap", "running_tap.flac", 15), ("dishes", "doing_the_dishes.flac", 10), ("pink noise", "pink_noise.flac", 10))
+VOICE_GAP_SECONDS = 0.1  # loud steps this close belong to one stretch of voice (a stop consonant's closure is shorter)
 
 
 def conditions(snrs: list[float] | None = None) -> list[tuple[str, str | None, float | None]]:
@@ -60,9 +61,6 @@ def conditions(snrs: list[float] | None = None) -> list[tuple[str, str | None, f
     SNR in dB): silence, then each background at its default SNR, or at each of ``snrs``."""
     noisy = [(name, path, snr) for name, path, default in NOISES for snr in (snrs or [default])]
     return [("silence", None, None)] + [(f"{name}, {snr:g} dB SNR", path, snr) for name, path, snr in noisy]
-
-
-VOICE_GAP_SECONDS = 0.1  # loud steps this close belong to one stretch of voice (a stop consonant's closure is shorter)
 
 
 def read(path: str) -> np.ndarray:

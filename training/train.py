@@ -385,13 +385,14 @@ class EpochProgress:
         self.device = device
         self.parts: dict = {}
         self.generators: dict = {}
+        self._saved = self._load()  # what an earlier process kept of this training, read once
 
     @staticmethod
     def path_of(log_path: str, number: int) -> str:
         """Where network ``number`` of the training logged at ``log_path`` keeps its state."""
         return f"{os.path.splitext(log_path)[0]}.network{number}.pt"
 
-    def _saved(self) -> dict | None:
+    def _load(self) -> dict | None:
         if not os.path.exists(self.path):
             return None
         saved = torch.load(self.path, map_location="cpu", weights_only=False)
@@ -400,8 +401,7 @@ class EpochProgress:
     def trained(self) -> dict | None:
         """The network trained before (``model``, its epoch ``records`` and its part of the ``log``),
         or None where it was not."""
-        saved = self._saved()
-        return None if saved is None else saved.get("trained")
+        return None if self._saved is None else self._saved.get("trained")
 
     def restore(self, parts: dict, generators: dict) -> dict | None:
         """Note what the epochs change (``parts``: what has a ``state_dict``, None for a part the
@@ -409,7 +409,7 @@ class EpochProgress:
         them; return the loop's own values (``best``, ``best_ua``, ``stale``, ``records``), or None
         where nothing of this training was saved."""
         self.parts, self.generators = parts, generators
-        saved = self._saved()
+        saved = self._saved
         if saved is None or "loop" not in saved:
             return None
         for name, part in self.parts.items():

@@ -21,7 +21,7 @@ from rtser.pipeline import DEFAULT_MODEL
 from rtser.schema import ConfigError
 from rtser.voice_network import load_voice_network
 from training.audio_cache import cache_dir
-from training.detector import FrameDetectorNet, boundary_weights, install_detector, loud_voiced_frames, reading_frames, shifted_calls, train_detector
+from training.detector import FrameDetectorNet, install_detector, loud_voiced_frames, reading_frames, shifted_calls, train_detector
 
 from .conftest import ROOT, SAMPLE, run_rtser
 
@@ -38,13 +38,6 @@ def test_loud_voiced_frames_are_the_voice_not_silence_or_noise():
     lead = 16000 + 160 * 7  # the same utterance 1 s later and 7 frames on in a stream
     moved = shifted_calls(voiced, lead, len(voiced) + 120, features)
     assert np.array_equal(np.flatnonzero(moved), np.flatnonzero(voiced) + 107)
-
-
-def test_frames_near_a_change_between_speech_and_non_speech_weigh_more_in_the_loss():
-    calls = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0], np.float32)
-    assert boundary_weights(calls, 2, 4.0).tolist() == [1, 1, 4, 4, 4, 4, 1, 4, 4, 4, 4, 1]
-    assert boundary_weights(np.full(5, 0.9, np.float32), 2, 4.0).tolist() == [1] * 5  # speech throughout: no change
-    assert boundary_weights(calls, 2, 1.0).tolist() == [1] * 12  # the default: every frame alike
 
 
 def test_the_runtime_network_computes_what_its_torch_twin_does():

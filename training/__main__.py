@@ -112,8 +112,7 @@ def _detector(args) -> int:
         network = os.path.join(folder, NETWORK_NAME)
         if args.network is None:
             figures = train_detector(folder, features, args.corpora, args.files_per_corpus, args.epochs, future=args.future,
-                                     network_seed=args.network_seed, teachers=args.teachers,
-                                     boundary_weight=args.boundary_weight)
+                                     network_seed=args.network_seed, teachers=args.teachers)
             for threshold, values in figures["validation"]["frames"].items():
                 print(f"threshold {threshold}: validation speech frames called speech {values['speech_frames_called_speech']:.3f}, "
                       f"other frames {values['other_frames_called_speech']:.3f}")  # fmt: skip
@@ -208,8 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     detector.add_argument("--teacher", dest="teachers", action="append", default=[], metavar="NETWORK",
                           help="a network trained before on the same frames; repeatable: the new network learns their averaged "
                           "probabilities instead of Silero's calls")
-    detector.add_argument("--boundary-weight", type=float, default=1.0, help="weight in the loss of the frames within 0.2 s of a "
-                          "change between speech and non-speech (default 1: as every other frame)")
     detector.add_argument("--future", type=int, default=10, help="frames after a frame that its decision waits for (default 10: 0.1 s)")
     args = parser.parse_args(argv)
     if args.command == "detector" and not (args.out or args.network):

@@ -315,32 +315,22 @@ def cached_examples(name: str, key: dict, build) -> list[tuple[np.ndarray, np.nd
     return built
 
 
-def boundary_weights(calls: np.ndarray, near: int, weight: float) -> np.ndarray:
-    """Each frame's weight in the loss: ``weight`` within ``near`` frames of a change between
-    speech and non-speech (calls at 0.5), 1 elsewhere."""
-    speech = calls >= 0.5
-    weights = np.ones(len(calls), np.float32)
-    for change in np.flatnonzero(speech[1:] != speech[:-1]) + 1:
-        weights[max(0, change - near) : change + near] = weight
-    return weights
-
-
-def batches(data: list[tuple[np.ndarray, np.ndarray, np.ndarray]], silence: np.ndarray, net: FrameDetectorNet, length: int, batch: int,
+def batches(data: list[tuple[np.ndarray, np.ndarray]], silence: np.ndarray, net: FrameDetectorNet, length: int, batch: int,
             rng: np.random.Generator):  # fmt: skip
-    """Random crops of ``length`` frames (with their context, silence beyond a stream's ends),
-    their calls and their weights in the loss, in batches."""
+    """Random crops of ``length`` frames (with their context, silence beyond a stream's ends) and
+    their calls, in batches."""
     order = rng.permutation(len(data))
     for first in range(0, len(order), batch):
         inputs, targets, masks = [], [], []
         for i in order[first : first + batch]:
-            frames, calls, weights = data[i]
+            frames, calls = data[i]
             start = int(rng.integers(0, max(1, len(frames) - length + 1)))
             padded = np.concatenate([np.repeat(silence[None], net.past, 0), frames, np.repeat(silence[None], net.future + length, 0)])
             inputs.append(padded[start : start + net.past + length + net.future])
             target = np.zeros(length, np.float32)
             mask = np.zeros(length, np.float32)
             kept = calls[start : start + length]
-            target[: len(kept)], mask[: len(kept)] = kept, weights[start : start + length]
+            target[: len(kept)], mask[: len(kept)] = kept, 1
             targets.append(target)
             masks.append(mask)
         yield torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(masks))
@@ -391,14 +381,13 @@ def teachers_calls(teachers: AveragedNetworks, data: list[tuple[np.ndarray, np.n
 
 def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None = None, files_per_corpus: int = 1200,
                    epochs: int = 40, copies: int = 2, seed: int = 0, processes: int = 2, future: int = 10,
-                   network_seed: int | None = None, teachers: Sequence[str] = (), boundary_weight: float = 1.0) -> dict:  # fmt: skip
+                   network_seed: int | None = None, teachers: Sequence[str] = ()) -> dict:  # fmt: skip
     """Train the network on the corpora found (all five by default), deciding each frame ``future``
     frames after it, write it and its figures to ``out``; return the figures. ``seed`` draws the
     voices and the examples; ``network_seed``, when given, the network's first weights and its
     batches alone (so the cached examples serve another network). With ``teachers`` (networks
     trained before on these frames) the network learns their averaged probabilities instead of
-    Silero's calls. ``boundary_weight`` weighs the frames within 0.2 s of a change between speech
-    and non-speech that much more in the loss."""
+    Silero's calls."""
     started = time.time()
     seeds = {"examples": seed, "network": seed if network_seed is None else network_seed}
     torch.manual_seed(seeds["network"])
@@ -420,8 +409,7 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
     every = np.concatenate([f for f, _ in train])
     mean, std = every.mean(axis=0), every.std(axis=0) + 1e-3
     calls = teachers_calls(AveragedNetworks([reading_frames(path, features) for path in teachers]), train, silence) if teachers else train
-    near = round(0.2 * features.frames_per_second)
-    standardised = [((f - mean) / std, c, boundary_weights(c, near, boundary_weight)) for f, c in calls]
+    standardised = [((f - mean) / std, c) for f, c in calls]
     net = FrameDetectorNet(features.n_features, future=future)
     if network_seed is not None:
         rng = np.random.default_rng(network_seed)
@@ -447,7 +435,6 @@ def train_detector(out: str, features: FeatureConfig, corpora: list[str] | None 
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "seeds": seeds,
         "teachers": list(teachers),
-        "boundary_weight": boundary_weight,
         "minutes": round((time.time() - started) / 60, 1),
     }  # fmt: skip
     with open(os.path.join(out, "detector.json"), "w", encoding="utf-8") as handle:

@@ -225,7 +225,6 @@ class StreamingExtractor:
         self.plan = FeaturePlan(config)
         self._track = SignalTrack(config)
         self._pending = np.zeros(0, dtype=np.float32)
-        self.frames_done = 0
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Add samples; return the features of the frames they complete, ``[new_frames, n_features]``."""
@@ -236,5 +235,4 @@ class StreamingExtractor:
             return np.zeros((0, self.config.n_features), dtype=np.float32)
         features = self.plan.frames_to_features(_as_frames(samples, n_frames, self.config), self._track)
         self._pending = samples[n_frames * self.config.hop_length :].copy()
-        self.frames_done += n_frames
         return features

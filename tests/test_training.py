@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtser.features import extract
+from rtser.features import FeatureConfig, extract
 from rtser.manifest import sha256_of
 from rtser.pipeline import DEFAULT_MODEL
 from rtser.schema import ConfigError
@@ -172,6 +172,28 @@ def test_channels_drawn_anew_give_every_utterance_another_microphone_and_level()
     # each hears another band: the share of energy above 3 kHz differs from utterance to utterance
     high = [float(np.sum(x[len(x) * 3 // 8 :] ** 2) / np.sum(x**2)) for x in spectra]
     assert max(high) > 1.5 * min(high)
+
+
+def test_a_higher_voice_channel_raises_a_real_voices_pitch_and_formants_at_its_tempo():
+    augmenter = Augmenter(CHANNELS["higher_voice"], os.path.join(data_root(), "noise"), 16000)
+    voice = load_waves(load_emodb()[:1], 16000)[0]
+    config = FeatureConfig(pitch=True)
+    before = extract(voice, config)
+
+    def semitones_up(heard):  # over the frames clearly voiced before and after (the tempo is kept)
+        after = extract(heard, config)
+        voiced = (before[:, -1] > 0.8) & (after[:, -1] > 0.8)
+        return float(np.median(after[voiced, -2] - before[voiced, -2]))
+
+    def centroid_hz(samples):  # where the spectrum's energy sits: up with the formants
+        power = np.abs(np.fft.rfft(samples)) ** 2
+        return float(np.sum(np.fft.rfftfreq(len(samples), 1 / 16000) * power) / np.sum(power))
+
+    heard = [augmenter.wave(voice) for _ in range(3)]
+    assert all(len(h) == len(voice) for h in heard)
+    raised = [semitones_up(h) for h in heard]
+    assert all(3.5 < r < 7.5 for r in raised) and max(raised) - min(raised) > 0.2, raised
+    assert all(centroid_hz(h) > 1.15 * centroid_hz(voice) for h in heard)
 
 
 def test_a_listed_corpus_not_built_is_a_clear_error(monkeypatch, tmp_path):

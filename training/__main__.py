@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--out", required=True, help="folder for held_out.json and held_out.md")
     score.add_argument("--channels", choices=CHANNELS, default="recorded",
                        help="hear each utterance as recorded, or through a channel of its own: all (microphone, level, "
-                            "room, background) or one of them")  # fmt: skip
+                            "room, background) or one of them, or spoken higher (higher_voice: pitch and formants up 4-7 semitones)")  # fmt: skip
     score.add_argument("--channel-per-voice", action="store_true", help="with --channels: one channel for each speaker instead of each utterance")
     detector = sub.add_parser("detector", help="train rtser's own speech detector, taught by Silero VAD")
     detector.add_argument("--out", help="folder for voice_network.npz (and, when trained, detector.json)")

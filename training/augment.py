@@ -229,7 +229,9 @@ class Augmenter:
 _UNCHANGED = AugmentConfig(gain_prob=0.0, speed_prob=0.0, reverb_prob=0.0, noise_prob=0.0, snr_db=(10.0, 30.0), noise_folders=["background"])
 # What each utterance may be heard through anew, as phone calls and TV audio come ("all": another
 # microphone's colouring and level, and half the time another room and a background under it; the
-# others one of those alone, to tell which one costs what).
+# others one of those alone, to tell which one costs what), or spoken by a higher voice than the
+# corpus holds ("higher_voice": pitch and formants raised 4 to 7 semitones, tempo kept, as a child's
+# voice is higher than an adult's in both).
 CHANNELS = {
     "recorded": None,
     "all": dataclasses.replace(_UNCHANGED, gain_prob=1.0, colour_prob=1.0, reverb_prob=0.5, noise_prob=0.5),
@@ -237,4 +239,5 @@ CHANNELS = {
     "microphone": dataclasses.replace(_UNCHANGED, colour_prob=1.0),
     "room": dataclasses.replace(_UNCHANGED, reverb_prob=1.0),
     "noise": dataclasses.replace(_UNCHANGED, noise_prob=1.0),
+    "higher_voice": dataclasses.replace(_UNCHANGED, pitch_prob=1.0, pitch_semitones=(4.0, 7.0)),
 }

@@ -86,6 +86,17 @@ def test_speed_drawn_per_voice_moves_every_utterance_of_the_voice_alike():
     assert len({len(per_utterance.wave(low, per_utterance.channel())) for _ in range(5)}) > 1
 
 
+def test_pitch_drawn_per_voice_shifts_every_utterance_of_the_voice_alike():
+    voices = augmenter(pitch_prob=1.0, pitch_semitones=(2.0, 6.0), pitch_per_voice=True)
+    channel = voices.channel()
+    assert 2.0 <= channel.semitones <= 6.0
+    ratios = {round(peak_hz(voices.wave(tone(hz), channel)) / hz, 2) for hz in (200, 400) for _ in range(3)}
+    assert ratios == {round(2 ** (channel.semitones / 12), 2)}
+    per_utterance = augmenter(pitch_prob=1.0, pitch_semitones=(2.0, 6.0))
+    assert per_utterance.channel().semitones == 0.0
+    assert len({round(peak_hz(per_utterance.wave(tone(200), per_utterance.channel())), 1) for _ in range(5)}) > 1
+
+
 def test_a_microphone_colouring_cuts_outside_its_band_and_colours_every_utterance_of_the_voice_alike():
     microphones = augmenter(colour_prob=1.0, colour_band_hz=(300.0, 300.0, 2000.0, 2000.0))
     channel = microphones.channel()

@@ -194,6 +194,8 @@ def test_a_higher_voice_channel_raises_a_real_voices_pitch_and_formants_at_its_t
     raised = [semitones_up(h) for h in heard]
     assert all(3.5 < r < 7.5 for r in raised) and max(raised) - min(raised) > 0.2, raised
     assert all(centroid_hz(h) > 1.15 * centroid_hz(voice) for h in heard)
+    first, again = augmenter.heard([voice, voice], ["one voice", "one voice"])  # one channel per voice: one shift
+    assert np.array_equal(first, again)
 
 
 def test_a_listed_corpus_not_built_is_a_clear_error(monkeypatch, tmp_path):

@@ -30,6 +30,7 @@ class AugmentConfig:
     speed_per_voice: bool = False
     pitch_prob: float = 0.0
     pitch_semitones: tuple[float, float] = (-2.0, 2.0)
+    pitch_per_voice: bool = False  # the pitch shift drawn with the channel (one per voice) instead of per utterance
     shift_prob: float = 0.0
     shift_seconds: float = 0.3
     reverb_prob: float = 0.3
@@ -103,8 +104,8 @@ class Colour:
 @dataclass(frozen=True)
 class Channel:
     """Recording conditions: a room impulse response and a background noise recording at an SNR
-    (None for none), a gain factor, a speed factor for the voice (1 for none) and the microphone's
-    colouring (None for none)."""
+    (None for none), a gain factor, a speed factor for the voice (1 for none), the microphone's
+    colouring (None for none) and a pitch shift of the voice in semitones (0 for none)."""
 
     rir: np.ndarray | None
     noise: np.ndarray | None
@@ -112,6 +113,7 @@ class Channel:
     gain: float
     speed: float = 1.0
     colour: Colour | None = None
+    semitones: float = 0.0
 
 
 class Augmenter:
@@ -136,7 +138,7 @@ class Augmenter:
 
     def channel(self) -> Channel:
         """Draw recording conditions (room, background noise and its level, gain, and with
-        ``speed_per_voice`` the speed), which the trainer shares among the utterances of one speaker,
+        ``speed_per_voice`` the speed, with ``pitch_per_voice`` the pitch shift), which the trainer shares among the utterances of one speaker,
         as the runtime hears a stream."""
         c = self.config
         rir = self._room() if self._happens(c.reverb_prob) else None
@@ -149,7 +151,8 @@ class Augmenter:
             low, high = self.rng.uniform(*c.colour_band_hz[:2]), self.rng.uniform(*c.colour_band_hz[2:])
             tilt, peak_db = (float(self.rng.uniform(-v, v)) for v in (c.colour_tilt_db_per_octave, c.colour_peak_db))
             colour = Colour(float(low), float(high), tilt, float(2 ** self.rng.uniform(0, np.log2(5)) * 1000), peak_db)
-        return Channel(rir, noise, snr, gain, speed, colour)
+        semitones = float(self.rng.uniform(*c.pitch_semitones)) if c.pitch_per_voice and self._happens(c.pitch_prob) else 0.0
+        return Channel(rir, noise, snr, gain, speed, colour, semitones)
 
     def heard(self, waves: Sequence[np.ndarray], speakers: Sequence[str] | None = None) -> Iterator[np.ndarray]:
         """Each wave augmented as :meth:`wave` does, through its speaker's channel (one drawn for
@@ -165,7 +168,7 @@ class Augmenter:
         return self.rirs[self.rng.integers(len(self.rirs))]
 
     def wave(self, samples: np.ndarray, channel: Channel | None = None) -> np.ndarray:
-        """Augment one utterance's waveform: speed (unless drawn per voice), pitch and time shift
+        """Augment one utterance's waveform: speed and pitch (unless drawn per voice) and time shift
         drawn for it, recorded through ``channel`` (drawn for it when None, or in a share
         ``channel_per_utterance`` of the utterances whatever ``channel`` is)."""
         c = self.config
@@ -177,8 +180,11 @@ class Augmenter:
             factor = self.rng.uniform(*c.speed)
         if factor != 1.0:
             out = soxr.resample(out, self.rate * factor, self.rate, quality="HQ").astype(np.float32)
-        if self._happens(c.pitch_prob):
-            out = self._pitch_shift(out, self.rng.uniform(*c.pitch_semitones))
+        semitones = channel.semitones
+        if not c.pitch_per_voice and self._happens(c.pitch_prob):
+            semitones = self.rng.uniform(*c.pitch_semitones)
+        if semitones:
+            out = self._pitch_shift(out, semitones)
         if self._happens(c.shift_prob):
             out = np.roll(out, int(self.rng.uniform(-c.shift_seconds, c.shift_seconds) * self.rate))
         if channel.rir is not None:
@@ -239,5 +245,5 @@ CHANNELS = {
     "microphone": dataclasses.replace(_UNCHANGED, colour_prob=1.0),
     "room": dataclasses.replace(_UNCHANGED, reverb_prob=1.0),
     "noise": dataclasses.replace(_UNCHANGED, noise_prob=1.0),
-    "higher_voice": dataclasses.replace(_UNCHANGED, pitch_prob=1.0, pitch_semitones=(4.0, 7.0)),
+    "higher_voice": dataclasses.replace(_UNCHANGED, pitch_prob=1.0, pitch_semitones=(4.0, 7.0), pitch_per_voice=True),
 }
